@@ -1,0 +1,170 @@
+"""The autoregressive loop: predict a token, append it, repeat.
+
+A language model only ever predicts the next token. To write a sentence it is run again
+and again, each time on the text so far plus the token it just chose. Two phases:
+
+- prefill: run the whole prompt once, filling the KV cache with every position's keys
+  and values;
+- decode: feed only the newest token; attention reads the older positions from the cache.
+
+    >>> out = generate(model, [12, 7, 3], max_new_tokens=20, temperature=0.8, seed=0)
+
+`stream()` yields each new token as soon as it is chosen (for printing as it goes);
+`generate()` collects them. `beam_search()` keeps the best few partial sequences instead
+of committing to one token at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from glassformer.model import DecoderLM
+from glassformer.sampling import make_generator, next_token
+
+
+def as_batch(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """A prompt as a (B, T) long tensor; a list or 1-D tensor becomes a batch of one."""
+    ids = torch.as_tensor(ids, dtype=torch.long) if not isinstance(ids, torch.Tensor) else ids
+    if ids.dim() == 1:
+        ids = ids[None]
+    if ids.dim() != 2:
+        raise ValueError(f"prompt must be a list of ids or a (B, T) tensor, got shape {tuple(ids.shape)}")
+    if ids.shape[1] == 0:
+        raise ValueError("empty prompt: give at least one token")
+    return ids
+
+
+def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bool) -> torch.Tensor:
+    """Check that prompt + new tokens fit the context; with truncate=True keep only the prompt's end."""
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    T = ids.shape[1]
+    if T + max_new_tokens <= n_ctx:
+        return ids
+    if not truncate:
+        raise ValueError(f"prompt of {T} tokens + {max_new_tokens} new tokens exceeds the model's context of "
+                         f"{n_ctx}; shorten the prompt, ask for fewer tokens, or pass truncate=True "
+                         f"(keeps the prompt's last tokens and slides the window while generating)")
+    return ids[:, -max(1, n_ctx - max_new_tokens):] if T >= n_ctx else ids
+
+
+@torch.inference_mode()
+def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           min_p: float | None = None, seed: int | None = None, eos_id: int | None = None,
+           truncate: bool = False, use_cache: bool = True) -> Iterator[torch.Tensor]:
+    """Yield the next token of every batch row, (B,), one step at a time.
+
+    temperature=0 is greedy decoding. Rows that produced eos_id keep yielding eos_id;
+    the loop stops early once every row has. With truncate=True a sequence longer than
+    the context slides: the cache is rebuilt from the most recent half-context of tokens.
+    """
+    n_ctx = model.config.n_ctx
+    ids = fit_context(as_batch(ids).to(next(model.parameters()).device), max_new_tokens, n_ctx, truncate)
+    generator = make_generator(seed, ids.device)
+    B = ids.shape[0]
+    finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
+    context = ids                                                    # (B, T) all tokens so far
+    cache = model.new_cache(B, min(n_ctx, ids.shape[1] + max_new_tokens)) if use_cache else None
+    logits = model(ids, cache=cache)[:, -1]                          # prefill -> (B, V)
+    for step in range(max_new_tokens):
+        token = next_token(logits, temperature, top_k, top_p, min_p, generator)   # (B,)
+        if eos_id is not None:
+            token = token.masked_fill(finished, eos_id)
+            finished |= token == eos_id
+        yield token
+        if step == max_new_tokens - 1 or (eos_id is not None and bool(finished.all())):
+            return
+        context = torch.cat([context, token[:, None]], dim=1)       # (B, T + 1)
+        if cache is None:
+            logits = model(context[:, -n_ctx:])[:, -1]
+        elif cache.length < cache.max_len:
+            logits = model(token[:, None], cache=cache)[:, -1]      # decode one position
+        else:  # window full (truncate=True): restart the cache from the recent half
+            cache = model.new_cache(B, n_ctx)
+            logits = model(context[:, -(n_ctx // 2):], cache=cache)[:, -1]
+
+
+def generate(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+    """Prompt + generated tokens: (B, T + n) for a (B, T) prompt, (T + n,) for a list or 1-D prompt.
+
+    Keyword arguments are those of stream(): temperature, top_k, top_p, min_p, seed,
+    eos_id, truncate, use_cache.
+    """
+    one_d = not isinstance(ids, torch.Tensor) or ids.dim() == 1
+    prompt = as_batch(ids)
+    new = list(stream(model, prompt, max_new_tokens, **kwargs))
+    out = torch.cat([prompt, torch.stack(new, dim=1).to(prompt.device)], dim=1) if new else prompt
+    return out[0] if one_d else out
+
+
+@dataclass
+class Beam:
+    tokens: list[int]   # generated tokens only (not the prompt)
+    logprob: float      # sum of log-probabilities of the generated tokens
+    score: float        # logprob / len ** length_penalty, what beams are ranked by
+
+
+@torch.inference_mode()
+def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
+                num_beams: int = 4, eos_id: int | None = None, length_penalty: float = 1.0) -> list[Beam]:
+    """Keep the num_beams most likely partial continuations at every step; return them best first.
+
+    A beam that emits eos_id is finished. Scores are summed log-probabilities divided by
+    length ** length_penalty (so 0 ranks by total probability; 1 by average per token).
+    """
+    if num_beams < 1:
+        raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+    prompt = as_batch(ids)
+    if prompt.shape[0] != 1:
+        raise ValueError("beam_search takes one prompt (batch of 1)")
+    prompt = fit_context(prompt, max_new_tokens, model.config.n_ctx, truncate=False)
+    K = num_beams
+    cache = model.new_cache(K, prompt.shape[1] + max_new_tokens)
+    logits = model(prompt.expand(K, -1), cache=cache)[:, -1]             # (K, V)
+    running = [Beam([], 0.0, 0.0) for _ in range(K)]
+    alive = torch.tensor([0.0] + [float("-inf")] * (K - 1))             # only one distinct beam at first
+    finished: list[Beam] = []
+
+    def ranked(beam: Beam) -> Beam:
+        beam.score = beam.logprob / (len(beam.tokens) ** length_penalty) if beam.tokens else beam.logprob
+        return beam
+
+    for step in range(max_new_tokens):
+        logp = logits.float().log_softmax(dim=-1) + alive[:, None]      # (K, V)
+        V = logp.shape[-1]
+        values, flat = logp.reshape(-1).topk(min(2 * K, K * V))
+        parents, tokens, new_running = [], [], []
+        for value, index in zip(values.tolist(), flat.tolist()):
+            if value == float("-inf"):
+                break
+            parent, token = divmod(index, V)
+            beam = ranked(Beam(running[parent].tokens + [token], value, 0.0))
+            if eos_id is not None and token == eos_id:
+                finished.append(beam)
+            else:
+                parents.append(parent)
+                tokens.append(token)
+                new_running.append(beam)
+            if len(new_running) == K:
+                break
+        if not new_running:
+            break
+        while len(new_running) < K:  # fewer live candidates than beams: pad with impossible ones
+            parents.append(parents[-1])
+            tokens.append(tokens[-1])
+            new_running.append(Beam(new_running[-1].tokens, float("-inf"), float("-inf")))
+        if len(finished) >= K and max(b.score for b in new_running) <= min(b.score for b in finished):
+            running = []
+            break
+        running = new_running
+        alive = torch.tensor([b.logprob for b in running])
+        if step == max_new_tokens - 1:
+            break
+        cache.reorder(torch.tensor(parents))
+        logits = model(torch.tensor(tokens)[:, None], cache=cache)[:, -1]
+    live = [b for b in running if b.logprob > float("-inf")]
+    return sorted(finished + live, key=lambda b: b.score, reverse=True)[:K]

@@ -1,0 +1,182 @@
+"""The decoder-only language model: ids -> embeddings -> blocks -> final norm -> logits.
+
+Every model family in glassformer (GPT2, Qwen3, CourseGPT) is a DecoderLM; a family only
+says which pieces go in (its positions and its blocks). This class owns what they share:
+the forward pass, input checks, the KV cache, and the hook machinery.
+
+    >>> model = CourseGPT(preset("tiny"))
+    >>> logits, trace = model.run_with_trace(torch.tensor([[1, 2, 3]]))
+    >>> logits.shape, trace["blocks.0.attn.pattern"].shape
+    (torch.Size([1, 3, 65]), torch.Size([1, 4, 3, 3]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from glassformer.model.attention import KVCache
+from glassformer.model.block import Block
+from glassformer.model.config import ModelConfig
+from glassformer.model.embedding import Embed
+from glassformer.model.hooks import HookFn, HookPoint, Trace, hook_names, select_names
+from glassformer.model.norm import make_norm
+from glassformer.model.position import Rotary, alibi_bias, alibi_slopes
+
+
+class DecoderLM(nn.Module):
+    """Base class of every family. Subclasses implement make_positions() and make_block(i)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.check_config(config)
+        self.embed = Embed(config.vocab_size, config.d_model, self.make_positions())
+        self.rotary = Rotary(config.dh, config.rope_theta) if config.position == "rope" else None
+        if config.position == "alibi":
+            self.register_buffer("alibi_slopes", alibi_slopes(config.n_heads), persistent=False)
+        else:
+            self.alibi_slopes = None
+        self.blocks = nn.ModuleList(self.make_block(i) for i in range(config.n_layers))
+        self.final_norm = make_norm(config.norm, config.d_model, config.norm_eps)
+        self.unembed = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.unembed.weight = self.embed.tok.weight
+        self.hook_final_norm = HookPoint()
+        self.hook_logits = HookPoint()
+        self.init_weights()
+        self.hook_points: dict[str, HookPoint] = self._name_hook_points()
+
+    # --- what a family decides -------------------------------------------------------
+    def check_config(self, config: ModelConfig) -> None:
+        """Refuse configs this family cannot express (overridden by families)."""
+
+    def make_positions(self) -> nn.Module | None:
+        raise NotImplementedError
+
+    def make_block(self, i: int) -> Block:
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        """GPT-2's scheme: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2L)."""
+        for name, p in self.named_parameters():
+            if p.dim() == 2 and "positions" not in name:
+                std = 0.02 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "mlp.down.weight")) else 0.02
+                nn.init.normal_(p, std=std)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+
+    # --- hooks -------------------------------------------------------------------------
+    def _name_hook_points(self) -> dict[str, HookPoint]:
+        points: dict[str, HookPoint] = {}
+        for path, module in self.named_modules():
+            if isinstance(module, HookPoint):
+                *parents, leaf = path.split(".")
+                module.name = ".".join([*parents, leaf.removeprefix("hook_")])
+                points[module.name] = module
+        expected = hook_names(self.config.n_layers, has_pos_embed=self.embed.positions is not None)
+        assert set(points) == set(expected), "hook points out of sync with HOOK_NAMES"
+        return {name: points[name] for name in expected}  # forward order
+
+    @contextlib.contextmanager
+    def hooks(self, fns: Mapping[str, HookFn | Iterable[HookFn]]) -> Iterator[None]:
+        """Attach functions to hook points (names or globs) for the duration of a `with` block.
+
+        A function gets (tensor, name) and returns a replacement tensor or None:
+
+            def ablate_head_2(z, name):
+                z = z.clone(); z[:, 2] = 0; return z
+            with model.hooks({"blocks.0.attn.z": ablate_head_2}):
+                logits = model(ids)
+        """
+        attached: list[tuple[HookPoint, HookFn]] = []
+        try:
+            for pattern, fn_or_fns in fns.items():
+                fn_list = [fn_or_fns] if callable(fn_or_fns) else list(fn_or_fns)
+                for name in select_names(self.hook_points, pattern):
+                    for fn in fn_list:
+                        self.hook_points[name].fns.append(fn)
+                        attached.append((self.hook_points[name], fn))
+            yield
+        finally:
+            for point, fn in attached:
+                point.fns.remove(fn)
+
+    def run_with_trace(self, ids: torch.Tensor, names: Iterable[str] | str | None = None,
+                       cache: KVCache | None = None) -> tuple[torch.Tensor, Trace]:
+        """Run forward and record the tensors at hook points `names` (all when None; globs allowed).
+
+        Returns (logits, trace); trace["blocks.0.attn.pattern"] is (B, H, T, S).
+        Recording never changes the logits (tests/test_hooks.py checks it).
+        """
+        chosen = select_names(self.hook_points, names)
+        recorded: dict[str, torch.Tensor] = {}
+
+        def record(x: torch.Tensor, name: str) -> None:
+            recorded[name] = x.detach()
+
+        with self.hooks({name: record for name in chosen}):
+            logits = self(ids, cache=cache)
+        return logits, Trace({n: recorded[n] for n in chosen if n in recorded})
+
+    def set_attention(self, impl: str) -> None:
+        """'eager' forces the step-by-step reference path everywhere; 'auto' lets untraced layers use the fused kernel."""
+        if impl not in ("eager", "auto"):
+            raise ValueError(f"attention implementation must be 'eager' or 'auto', got {impl!r}")
+        for block in self.blocks:
+            block.attn.force_eager = impl == "eager"
+
+    # --- forward -----------------------------------------------------------------------
+    def check_ids(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        if not isinstance(ids, torch.Tensor):
+            raise TypeError(f"ids must be a torch.Tensor of token ids, got {type(ids).__name__}")
+        if ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"ids must be an integer tensor (torch.long), got {ids.dtype}")
+        if ids.dim() == 1:
+            ids = ids[None]
+        if ids.dim() != 2:
+            raise ValueError(f"ids must have shape (B, T) or (T,), got {tuple(ids.shape)}")
+        if ids.shape[1] == 0:
+            raise ValueError("empty input: ids has no tokens (T = 0)")
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
+        if self.config.position == "learned" and start + ids.shape[1] > self.config.n_ctx:
+            raise ValueError(f"sequence of {start + ids.shape[1]} positions is longer than the model's "
+                             f"context of {self.config.n_ctx} (learned positions stop there); "
+                             f"truncate the input to its last {self.config.n_ctx - start} tokens")
+        return ids
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """ids (B, T) or (T,) -> logits (B, T, V). With a cache, ids continue the cached positions."""
+        start = cache.length if cache is not None else 0
+        ids = self.check_ids(ids, start)
+        T = ids.shape[1]
+        x = self.embed(ids, start)                                            # (B, T, D)
+        rope = self.rotary.cos_sin(start, T, x.dtype) if self.rotary is not None else None
+        alibi = alibi_bias(self.alibi_slopes, start, T, start + T) if self.alibi_slopes is not None else None
+        for i, block in enumerate(self.blocks):
+            x = block(x, start=start, rope=rope, alibi=alibi, cache=cache, layer=i)
+        if cache is not None:
+            cache.advance(T)
+        x = self.hook_final_norm(self.final_norm(x))                          # (B, T, D)
+        return self.hook_logits(self.unembed(x))                              # (B, T, V)
+
+    def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
+        """An empty KV cache for up to max_len positions (default: the model's context)."""
+        cfg = self.config
+        p = next(self.parameters())
+        return KVCache(cfg.n_layers, batch, cfg.kv_heads, max_len or cfg.n_ctx, cfg.dh,
+                       dtype=p.dtype, device=p.device)
+
+    def num_params(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.embed.tok.weight.numel()
+        return n
+

@@ -1,0 +1,116 @@
+"""From logits to the next token: small pure functions, composable, one idea each.
+
+The model's last layer gives one score (logit) per vocabulary entry. softmax turns scores
+into probabilities: p_i = exp(z_i) / sum_j exp(z_j). Before sampling, each filter below
+reshapes or trims the distribution. They are applied in this order (the same order as
+Hugging Face `transformers`):
+
+    1. temperature   z / T: T < 1 sharpens, T > 1 flattens, T -> 0 becomes greedy
+    2. top-k         keep the k highest scores
+    3. top-p         keep the smallest set of top tokens whose probability adds up to >= p
+    4. min-p         keep tokens whose probability is >= min_p * (probability of the best token)
+
+Filters set removed entries to -inf, so softmax gives them probability 0. Every function
+works on the last dimension, with any leading batch dimensions. Randomness always comes
+from an explicit torch.Generator, so the same seed gives the same tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide the scores by the temperature (> 0)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (use greedy() for temperature 0), got {temperature}")
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest scores, set the rest to -inf.
+
+        >>> top_k_filter(torch.tensor([1.0, 3.0, 2.0]), 2)
+        tensor([-inf, 3., 2.])
+    """
+    if k < 1:
+        raise ValueError(f"top_k must be >= 1, got {k}")
+    if k >= logits.shape[-1]:
+        return logits
+    kth_best = logits.topk(k, dim=-1).values[..., -1:]              # (..., 1)
+    return logits.masked_fill(logits < kth_best, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter (Holtzman et al. 2019): keep the fewest top tokens whose probabilities sum to >= p.
+
+        >>> probs = torch.tensor([0.5, 0.25, 0.125, 0.125])
+        >>> top_p_filter(probs.log(), 0.7).exp()        # 0.5 < 0.7, 0.5 + 0.25 >= 0.7: two kept
+        tensor([0.5000, 0.2500, 0.0000, 0.0000])
+    """
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs                      # probability of better tokens
+    drop_sorted = mass_before >= p                                  # the best token is never dropped
+    drop = drop_sorted.scatter(-1, order, drop_sorted)              # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Keep tokens at least min_p times as likely as the most likely one (Nguyen et al. 2024).
+
+        >>> probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+        >>> min_p_filter(probs.log(), 0.2).exp()         # threshold 0.2 * 0.5 = 0.1
+        tensor([0.5000, 0.3000, 0.1500, 0.0000])
+    """
+    if not 0.0 <= min_p <= 1.0:
+        raise ValueError(f"min_p must be in [0, 1], got {min_p}")
+    probs = logits.softmax(dim=-1)
+    threshold = min_p * probs.amax(dim=-1, keepdim=True)            # (..., 1)
+    return logits.masked_fill(probs < threshold, float("-inf"))
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None, min_p: float | None = None) -> torch.Tensor:
+    """Apply temperature, top-k, top-p, min-p in that order; None (or 1.0 for top-p) skips a filter."""
+    logits = apply_temperature(logits.float(), temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None and top_p < 1.0:
+        logits = top_p_filter(logits, top_p)
+    if min_p is not None and min_p > 0.0:
+        logits = min_p_filter(logits, min_p)
+    return logits
+
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The single most likely token: argmax over the last dimension."""
+    return logits.argmax(dim=-1)
+
+
+def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token from softmax(logits) for every leading position: (..., V) -> (...)."""
+    probs = logits.softmax(dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+
+
+def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, min_p: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick the next token: greedy when temperature == 0, else filter then sample."""
+    if temperature == 0:
+        return greedy(logits)
+    return sample(filter_logits(logits, temperature, top_k, top_p, min_p), generator)
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded with `seed`, or from fresh entropy when seed is None."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(seed)
+    return gen
