@@ -69,7 +69,7 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
     finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
     context = ids                                                    # (B, T) all tokens so far
     cache = model.new_cache(B, min(n_ctx, ids.shape[1] + max_new_tokens)) if use_cache else None
-    logits = model(ids, cache=cache)[:, -1]                          # prefill -> (B, V)
+    logits = model(ids, cache=cache, last_only=True)[:, -1]         # prefill -> (B, V)
     for step in range(max_new_tokens):
         token = next_token(logits, temperature, top_k, top_p, min_p, generator)   # (B,)
         if eos_id is not None:
@@ -80,12 +80,12 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
             return
         context = torch.cat([context, token[:, None]], dim=1)       # (B, T + 1)
         if cache is None:
-            logits = model(context[:, -n_ctx:])[:, -1]
+            logits = model(context[:, -n_ctx:], last_only=True)[:, -1]
         elif cache.length < cache.max_len:
             logits = model(token[:, None], cache=cache)[:, -1]      # decode one position
         else:  # window full (truncate=True): restart the cache from the recent half
             cache = model.new_cache(B, n_ctx)
-            logits = model(context[:, -(n_ctx // 2):], cache=cache)[:, -1]
+            logits = model(context[:, -(n_ctx // 2):], cache=cache, last_only=True)[:, -1]
 
 
 def generate(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
@@ -124,7 +124,7 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
     prompt = fit_context(prompt, max_new_tokens, model.config.n_ctx, truncate=False)
     K = num_beams
     cache = model.new_cache(K, prompt.shape[1] + max_new_tokens)
-    logits = model(prompt.expand(K, -1), cache=cache)[:, -1]             # (K, V)
+    logits = model(prompt.expand(K, -1), cache=cache, last_only=True)[:, -1]           # (K, V)
     running = [Beam([], 0.0, 0.0) for _ in range(K)]
     alive = torch.tensor([0.0] + [float("-inf")] * (K - 1))             # only one distinct beam at first
     finished: list[Beam] = []

@@ -83,8 +83,9 @@ def config_from_hf(hf: dict) -> ModelConfig:
 class Rule:
     """Our tensor `ours` is built from checkpoint tensors `theirs` by `transform`.
 
-    transforms: "copy"; "transpose" (GPT-2 stores linear weights as (in, out)); "concat"
-    (our fused qkv projection = q, k and v stacked along the output dimension).
+    transforms: "copy"; "transpose" (torch.nn.Linear stores (out, in), our Linear (in, out));
+    "concat" (our fused qkv projection = q, k and v stacked along the output dimension);
+    "concat_transpose" (both). GPT-2's Conv1D already stores (in, out).
     """
     ours: str
     theirs: tuple[str, ...]
@@ -98,15 +99,15 @@ def gpt2_rules(cfg: ModelConfig) -> list[Rule]:
         rules += [
             Rule(f"blocks.{i}.norm1.weight", (f"{h}.ln_1.weight",)),
             Rule(f"blocks.{i}.norm1.bias", (f"{h}.ln_1.bias",)),
-            Rule(f"blocks.{i}.attn.qkv.weight", (f"{h}.attn.c_attn.weight",), "transpose"),
+            Rule(f"blocks.{i}.attn.qkv.weight", (f"{h}.attn.c_attn.weight",)),
             Rule(f"blocks.{i}.attn.qkv.bias", (f"{h}.attn.c_attn.bias",)),
-            Rule(f"blocks.{i}.attn.out.weight", (f"{h}.attn.c_proj.weight",), "transpose"),
+            Rule(f"blocks.{i}.attn.out.weight", (f"{h}.attn.c_proj.weight",)),
             Rule(f"blocks.{i}.attn.out.bias", (f"{h}.attn.c_proj.bias",)),
             Rule(f"blocks.{i}.norm2.weight", (f"{h}.ln_2.weight",)),
             Rule(f"blocks.{i}.norm2.bias", (f"{h}.ln_2.bias",)),
-            Rule(f"blocks.{i}.mlp.up.weight", (f"{h}.mlp.c_fc.weight",), "transpose"),
+            Rule(f"blocks.{i}.mlp.up.weight", (f"{h}.mlp.c_fc.weight",)),
             Rule(f"blocks.{i}.mlp.up.bias", (f"{h}.mlp.c_fc.bias",)),
-            Rule(f"blocks.{i}.mlp.down.weight", (f"{h}.mlp.c_proj.weight",), "transpose"),
+            Rule(f"blocks.{i}.mlp.down.weight", (f"{h}.mlp.c_proj.weight",)),
             Rule(f"blocks.{i}.mlp.down.bias", (f"{h}.mlp.c_proj.bias",)),
         ]
     rules += [Rule("final_norm.weight", ("ln_f.weight",)), Rule("final_norm.bias", ("ln_f.bias",))]
@@ -122,12 +123,12 @@ def llama_rules(cfg: ModelConfig) -> list[Rule]:
         a, m = f"model.layers.{i}.self_attn", f"model.layers.{i}.mlp"
         rules += [
             Rule(f"blocks.{i}.norm1.weight", (f"model.layers.{i}.input_layernorm.weight",)),
-            Rule(f"blocks.{i}.attn.qkv.weight", (f"{a}.q_proj.weight", f"{a}.k_proj.weight", f"{a}.v_proj.weight"), "concat"),
-            Rule(f"blocks.{i}.attn.out.weight", (f"{a}.o_proj.weight",)),
+            Rule(f"blocks.{i}.attn.qkv.weight", (f"{a}.q_proj.weight", f"{a}.k_proj.weight", f"{a}.v_proj.weight"), "concat_transpose"),
+            Rule(f"blocks.{i}.attn.out.weight", (f"{a}.o_proj.weight",), "transpose"),
             Rule(f"blocks.{i}.norm2.weight", (f"model.layers.{i}.post_attention_layernorm.weight",)),
-            Rule(f"blocks.{i}.mlp.gate.weight", (f"{m}.gate_proj.weight",)),
-            Rule(f"blocks.{i}.mlp.up.weight", (f"{m}.up_proj.weight",)),
-            Rule(f"blocks.{i}.mlp.down.weight", (f"{m}.down_proj.weight",)),
+            Rule(f"blocks.{i}.mlp.gate.weight", (f"{m}.gate_proj.weight",), "transpose"),
+            Rule(f"blocks.{i}.mlp.up.weight", (f"{m}.up_proj.weight",), "transpose"),
+            Rule(f"blocks.{i}.mlp.down.weight", (f"{m}.down_proj.weight",), "transpose"),
         ]
         if cfg.attn_bias:
             rules.append(Rule(f"blocks.{i}.attn.qkv.bias", (f"{a}.q_proj.bias", f"{a}.k_proj.bias", f"{a}.v_proj.bias"), "concat"))
@@ -170,12 +171,9 @@ def convert_state_dict(tensors: dict[str, torch.Tensor], cfg: ModelConfig, model
             if key not in tensors:
                 raise CheckpointError(f"checkpoint is missing tensor {key!r} (needed for {rule.ours})")
         parts = [tensors[k] for k in rule.theirs]
-        if rule.transform == "transpose":
-            value = parts[0].t()
-        elif rule.transform == "concat":
-            value = torch.cat(parts, dim=0)
-        else:
-            value = parts[0]
+        value = torch.cat(parts, dim=0) if rule.transform.startswith("concat") else parts[0]
+        if rule.transform.endswith("transpose"):
+            value = value.t()
         if value.shape != expected[rule.ours].shape:
             src = rule.theirs[0] if len(rule.theirs) == 1 else "+".join(rule.theirs)
             shapes = ", ".join(str(tuple(p.shape)) for p in parts)

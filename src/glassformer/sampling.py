@@ -78,10 +78,11 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     logits = apply_temperature(logits.float(), temperature)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
-    if top_p is not None and top_p < 1.0:
-        logits = top_p_filter(logits, top_p)
-    if min_p is not None and min_p > 0.0:
-        logits = min_p_filter(logits, min_p)
+    if top_p is not None:
+        # p = 1 keeps everything; skipping it avoids float round-off in the cumulative sum.
+        logits = top_p_filter(logits, top_p) if top_p < 1.0 or top_p > 1.0 else logits
+    if min_p is not None:
+        logits = min_p_filter(logits, min_p) if min_p != 0.0 else logits
     return logits
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.model.hooks import HookPoint
+from glassformer.model.linear import Linear
 from glassformer.model.norm import RMSNorm
 from glassformer.model.position import apply_rope
 
@@ -99,8 +100,8 @@ class Attention(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.n_heads, self.kv_heads, self.head_dim = n_heads, kv_heads, head_dim
-        self.qkv = nn.Linear(d_model, (n_heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
-        self.out = nn.Linear(n_heads * head_dim, d_model, bias=out_bias)
+        self.qkv = Linear(d_model, (n_heads + 2 * kv_heads) * head_dim, bias=qkv_bias)
+        self.out = Linear(n_heads * head_dim, d_model, bias=out_bias)
         self.q_norm = RMSNorm(head_dim, qk_norm_eps) if qk_norm_eps is not None else None
         self.k_norm = RMSNorm(head_dim, qk_norm_eps) if qk_norm_eps is not None else None
         self.dropout = dropout

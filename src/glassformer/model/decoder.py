@@ -22,7 +22,7 @@ from torch import nn
 from glassformer.model.attention import KVCache
 from glassformer.model.block import Block
 from glassformer.model.config import ModelConfig
-from glassformer.model.embedding import Embed
+from glassformer.model.embedding import Embed, Unembed
 from glassformer.model.hooks import HookFn, HookPoint, Trace, hook_names, select_names
 from glassformer.model.norm import make_norm
 from glassformer.model.position import Rotary, alibi_bias, alibi_slopes
@@ -43,7 +43,7 @@ class DecoderLM(nn.Module):
             self.alibi_slopes = None
         self.blocks = nn.ModuleList(self.make_block(i) for i in range(config.n_layers))
         self.final_norm = make_norm(config.norm, config.d_model, config.norm_eps)
-        self.unembed = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.unembed = Unembed(config.vocab_size, config.d_model)
         if config.tie_embeddings:
             self.unembed.weight = self.embed.tok.weight
         self.hook_final_norm = HookPoint()
@@ -152,8 +152,12 @@ class DecoderLM(nn.Module):
                              f"truncate the input to its last {self.config.n_ctx - start} tokens")
         return ids
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """ids (B, T) or (T,) -> logits (B, T, V). With a cache, ids continue the cached positions."""
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """ids (B, T) or (T,) -> logits (B, T, V). With a cache, ids continue the cached positions.
+
+        last_only=True computes logits for the last position only, (B, 1, V): generation
+        needs nothing else, and the unembedding is the largest single matrix multiply.
+        """
         start = cache.length if cache is not None else 0
         ids = self.check_ids(ids, start)
         T = ids.shape[1]
@@ -164,6 +168,8 @@ class DecoderLM(nn.Module):
             x = block(x, start=start, rope=rope, alibi=alibi, cache=cache, layer=i)
         if cache is not None:
             cache.advance(T)
+        if last_only:
+            x = x[:, -1:]                                                     # (B, 1, D)
         x = self.hook_final_norm(self.final_norm(x))                          # (B, T, D)
         return self.hook_logits(self.unembed(x))                              # (B, T, V)
 

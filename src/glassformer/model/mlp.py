@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.model.hooks import HookPoint
+from glassformer.model.linear import Linear
 
 
 class GeluMLP(nn.Module):
@@ -25,8 +26,8 @@ class GeluMLP(nn.Module):
 
     def __init__(self, d_model: int, d_mlp: int, bias: bool = True, approximate: str = "none") -> None:
         super().__init__()
-        self.up = nn.Linear(d_model, d_mlp, bias=bias)
-        self.down = nn.Linear(d_mlp, d_model, bias=bias)
+        self.up = Linear(d_model, d_mlp, bias=bias)
+        self.down = Linear(d_mlp, d_model, bias=bias)
         self.approximate = approximate
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
@@ -40,9 +41,9 @@ class GeluMLP(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, d_model: int, d_mlp: int, bias: bool = False) -> None:
         super().__init__()
-        self.gate = nn.Linear(d_model, d_mlp, bias=bias)
-        self.up = nn.Linear(d_model, d_mlp, bias=bias)
-        self.down = nn.Linear(d_mlp, d_model, bias=bias)
+        self.gate = Linear(d_model, d_mlp, bias=bias)
+        self.up = Linear(d_model, d_mlp, bias=bias)
+        self.down = Linear(d_mlp, d_model, bias=bias)
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
 
