@@ -1,0 +1,124 @@
+"""Saving and loading glassformer's own models and training state, in safetensors only.
+
+A model folder (what `glassformer train` writes and `--model PATH` reads):
+
+    config.json        {"glassformer": 1, "model": <ModelConfig fields>}
+    model.safetensors  the weights, under glassformer's own parameter names
+    tokenizer.json     the tokenizer (character or byte-level BPE)
+    card.json          how the model was made: recipe, data checksum, steps, losses
+    checkpoint.safetensors   training state for --resume (weights, AdamW moments, RNG states)
+
+Every file is written to a temporary name and then renamed over the old one, so a crash
+mid-write leaves the previous complete file in place, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from glassformer.model import DecoderLM, ModelConfig, build_model
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename tmp_path to path (atomic on POSIX filesystems)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def weights_of(model: DecoderLM) -> dict[str, torch.Tensor]:
+    """The state dict without the tied unembedding (safetensors stores each tensor once)."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop("unembed.weight")
+    return state
+
+
+def load_weights(model: DecoderLM, tensors: dict[str, torch.Tensor], source: str) -> None:
+    if model.config.tie_embeddings and "embed.tok.weight" in tensors:
+        tensors = {**tensors, "unembed.weight": tensors["embed.tok.weight"]}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{source}: weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
+    for key, value in tensors.items():
+        if value.shape != expected[key].shape:
+            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+    model.load_state_dict(tensors)
+
+
+def save_model_folder(model: DecoderLM, tokenizer, folder: str | Path, card: dict | None = None,
+                      dtype: torch.dtype | None = None) -> None:
+    """Write config.json, model.safetensors, tokenizer.json (and card.json) into folder."""
+    folder = Path(folder)
+    weights = weights_of(model)
+    if dtype is not None:
+        weights = {k: v.to(dtype) for k, v in weights.items()}
+    atomic_write(folder / "model.safetensors", lambda tmp: save_file(weights, tmp))
+    atomic_write_text(folder / "config.json",
+                      json.dumps({"glassformer": FORMAT_VERSION, "model": model.config.to_dict()}, indent=2))
+    atomic_write_text(folder / "tokenizer.json", json.dumps(tokenizer.to_dict(), ensure_ascii=False))
+    if card is not None:
+        atomic_write_text(folder / "card.json", json.dumps(card, indent=2))
+
+
+def is_model_folder(folder: Path) -> bool:
+    try:
+        return "glassformer" in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def load_tokenizer(path: Path):
+    from glassformer.tokenizers.bpe import BPETokenizer
+    from glassformer.tokenizers.char import CharTokenizer
+
+    kind = json.loads(path.read_text()).get("kind")
+    loaders = {"char": CharTokenizer.load, "bpe": BPETokenizer.load}
+    if kind not in loaders:
+        raise ValueError(f"{path}: unknown tokenizer kind {kind!r}")
+    return loaders[kind](path)
+
+
+def load_model_folder(folder: str | Path, weights_file: str = "model.safetensors"):
+    """(model, tokenizer, card) from a folder written by save_model_folder."""
+    folder = Path(folder)
+    if not is_model_folder(folder):
+        raise ValueError(f"{folder} is not a glassformer model folder (no config.json with a 'glassformer' key)")
+    meta = json.loads((folder / "config.json").read_text())
+    if meta["glassformer"] > FORMAT_VERSION:
+        raise ValueError(f"{folder} was written by a newer glassformer (format {meta['glassformer']})")
+    model = build_model(ModelConfig.from_dict(meta["model"]))
+    path = folder / weights_file
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable safetensors file ({exc})") from None
+    load_weights(model, {k: v.float() for k, v in tensors.items()}, str(path))
+    model.eval()
+    card_file = folder / "card.json"
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    return model, load_tokenizer(folder / "tokenizer.json"), card

@@ -1,0 +1,170 @@
+"""The `glassformer` command: start the course, train, generate, trace.
+
+    glassformer start                      the course in your browser
+    glassformer train --preset course      train the course model (or --preset tiny to try it)
+    glassformer generate --prompt "ROMEO:" text from a model, streamed as it is chosen
+    glassformer trace --text "To be"       every intermediate tensor of one forward pass
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="course",
+                        help="course (default), gpt2, qwen3-0.6b, or a model folder (e.g. runs/tiny)")
+
+
+def encode_prompt(loaded, text: str) -> list[int]:
+    """Encode text; a character model refuses characters it has never seen, naming them."""
+    tok = loaded.tokenizer
+    if loaded.is_char_level:
+        unknown = tok.unknown(text)
+        if unknown:
+            shown = " ".join(repr(c) for c in unknown[:10])
+            raise ValueError(f"the model {loaded.name!r} knows only the {tok.vocab_size} characters of its training "
+                             f"text; not: {shown}")
+    ids = tok.encode(text)
+    if not ids:
+        raise ValueError("the prompt is empty: give at least one character")
+    return ids
+
+
+class StreamDecoder:
+    """Turns a growing list of ids into text pieces, holding back a partial UTF-8 character."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd"):
+            return ""  # wait for the rest of the character
+        piece, self.shown = text[self.shown:], len(text)
+        return piece
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from glassformer.generate import beam_search, stream
+    from glassformer.models import load_model
+
+    loaded = load_model(args.model)
+    ids = encode_prompt(loaded, args.prompt)
+    if args.beams > 1:
+        beams = beam_search(loaded.model, ids, args.max_new_tokens, num_beams=args.beams,
+                            eos_id=loaded.tokenizer.eos_id)
+        for rank, beam in enumerate(beams, 1):
+            print(f"--- beam {rank}: mean log-prob {beam.score:.3f}")
+            print(args.prompt + loaded.tokenizer.decode(beam.tokens))
+        return 0
+    out = StreamDecoder(loaded.tokenizer)
+    sys.stdout.write(args.prompt)
+    sys.stdout.flush()
+    for token in stream(loaded.model, ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                        top_p=args.top_p, min_p=args.min_p, seed=args.seed, eos_id=loaded.tokenizer.eos_id,
+                        truncate=True):
+        sys.stdout.write(out.push(int(token[0])))
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import torch
+
+    from glassformer.model import HOOK_NAMES
+    from glassformer.models import load_model
+
+    loaded = load_model(args.model)
+    ids = encode_prompt(loaded, args.text)
+    n_ctx = loaded.model.config.n_ctx
+    if len(ids) > n_ctx:
+        print(f"note: text is {len(ids)} tokens; tracing its last {n_ctx} (the model's context)", file=sys.stderr)
+        ids = ids[-n_ctx:]
+    with torch.no_grad():
+        logits, trace = loaded.model.run_with_trace(torch.tensor([ids]), names=args.names)
+    pieces = [loaded.tokenizer.token_bytes(i).decode("utf-8", errors="replace") for i in ids]
+    print(f"model {loaded.name}: {len(ids)} tokens {pieces[:12]}{' ...' if len(ids) > 12 else ''}")
+    docs = {name: (shape, what) for name, shape, what in HOOK_NAMES}
+    print(f"{'hook point':32s} {'shape':22s} {'mean':>9s} {'std':>9s}  what it is")
+    for name, tensor in trace.items():
+        generic = name.split(".", 2)[2] if name.startswith("blocks.") else name
+        shape, what = docs.get("blocks.{i}." + generic, docs.get(name, ("", "")))
+        finite = tensor[torch.isfinite(tensor)].float()
+        mean = finite.mean().item() if finite.numel() else float("nan")
+        std = finite.std().item() if finite.numel() > 1 else 0.0
+        print(f"{name:32s} {str(list(tensor.shape)):22s} {mean:9.3f} {std:9.3f}  {shape} {what}")
+    probs = logits[0, -1].float().softmax(-1)
+    top = probs.topk(min(5, probs.numel()))
+    guesses = ", ".join(f"{loaded.tokenizer.decode([i])!r} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+    print(f"next-token prediction after the last position: {guesses}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from glassformer.train import run
+
+    return run(args)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from glassformer.course.server import serve
+
+    return serve(host=args.host, port=args.port, open_browser=not args.no_browser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from glassformer.train import add_arguments
+
+    parser = argparse.ArgumentParser(prog="glassformer", description="A glass-box Transformer: course and lab.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("start", help="serve the course and open it in the browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.set_defaults(fn=cmd_start)
+
+    p = sub.add_parser("train", help="train a character-level model on TinyShakespeare or --corpus")
+    add_arguments(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("generate", help="generate text from a prompt, streamed")
+    _model_arg(p)
+    p.add_argument("--prompt", default="\n", help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=300)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--min-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (deterministic)")
+    p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("trace", help="run one forward pass and list every hook point with its shape")
+    _model_arg(p)
+    p.add_argument("--text", default="To be, or not to be", help="the input text")
+    p.add_argument("--names", nargs="*", default=None, help="hook names or globs, e.g. 'blocks.*.attn.pattern'")
+    p.set_defaults(fn=cmd_trace)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from glassformer.data import CorpusError
+
+    try:
+        return args.fn(args)
+    except (ValueError, KeyError, FileNotFoundError, CorpusError, TypeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"glassformer {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Training text: TinyShakespeare (downloaded once, checked, cached) or any UTF-8 file.
+
+TinyShakespeare is 1,115,394 characters of Shakespeare's plays, the corpus of Karpathy's
+char-rnn. It is fetched on first use into the user cache directory and verified against
+its sha256, so every learner trains on exactly the same bytes.
+
+Where the file comes from, in order:
+    1. the path in $GLASSFORMER_TINYSHAKESPEARE (must have the right checksum);
+    2. <cache dir>/tinyshakespeare.txt (cache dir: $GLASSFORMER_CACHE or the user cache dir);
+    3. a download from TINYSHAKESPEARE_URL into the cache (never when $GLASSFORMER_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import torch
+
+TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+class CorpusError(RuntimeError):
+    """The training text cannot be had; the message says how to provide it."""
+
+
+def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    path = Path(os.environ.get("GLASSFORMER_CACHE") or user_cache_dir("glassformer"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tinyshakespeare_path(download: bool = True) -> Path:
+    """The verified TinyShakespeare file, downloading it into the cache if needed."""
+    override = os.environ.get("GLASSFORMER_TINYSHAKESPEARE")
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise CorpusError(f"GLASSFORMER_TINYSHAKESPEARE points to {path}, which is not a file")
+        if sha256(path) != TINYSHAKESPEARE_SHA256:
+            raise CorpusError(f"{path} is not TinyShakespeare (sha256 mismatch)")
+        return path
+    target = cache_dir() / "tinyshakespeare.txt"
+    if target.is_file() and sha256(target) == TINYSHAKESPEARE_SHA256:
+        return target
+    how = (f"Put the file at {target}, set GLASSFORMER_TINYSHAKESPEARE=/path/to/input.txt, "
+           f"or train on any UTF-8 text with --corpus PATH.")
+    if not download or os.environ.get("GLASSFORMER_OFFLINE") == "1":
+        raise CorpusError(f"TinyShakespeare is not in the cache (and downloading is off). {how}")
+    try:  # download to a temp file beside the target, verify, then rename: never a half file
+        with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=20) as response:
+            payload = response.read()
+    except OSError as exc:
+        raise CorpusError(f"TinyShakespeare is not cached and could not be downloaded ({exc}). {how}") from None
+    if hashlib.sha256(payload).hexdigest() != TINYSHAKESPEARE_SHA256:
+        raise CorpusError(f"downloaded TinyShakespeare has the wrong sha256; not saved. {how}")
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        tmp.write(payload)
+    os.replace(tmp.name, target)
+    return target
+
+
+def load_text(corpus: str | Path | None = None) -> tuple[str, str]:
+    """(text, sha256 of its bytes); corpus None means TinyShakespeare."""
+    path = tinyshakespeare_path() if corpus is None else Path(corpus)
+    if not path.is_file():
+        raise CorpusError(f"corpus {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"corpus {path} is not UTF-8 text ({exc})") from None
+    if len(text) < 100:
+        raise CorpusError(f"corpus {path} has only {len(text)} characters; give it at least a few thousand")
+    return text, hashlib.sha256(raw).hexdigest()
+
+
+def train_val_split(ids: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 90% for training, the last 10% for validation (a contiguous split, no shuffling)."""
+    n = int(len(ids) * (1 - val_fraction))
+    return ids[:n], ids[n:]
+
+
+def random_batch(data: torch.Tensor, batch_size: int, block_size: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """B random windows of the corpus: inputs x (B, T) and targets y (B, T), y = x shifted by one.
+
+    One window of T + 1 tokens holds T training examples: after each prefix, the next token.
+    """
+    if len(data) <= block_size:
+        raise ValueError(f"corpus of {len(data)} tokens is too short for windows of {block_size}")
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[s:s + block_size] for s in starts.tolist()])          # (B, T)
+    y = torch.stack([data[s + 1:s + 1 + block_size] for s in starts.tolist()])  # (B, T)
+    return x, y
+
+
+def sequential_batches(data: torch.Tensor, batch_size: int, block_size: int):
+    """Non-overlapping windows covering the whole split once (for an exact validation loss)."""
+    n = (len(data) - 1) // block_size
+    windows = data[: n * block_size + 1]
+    for first in range(0, n, batch_size):
+        rows = range(first, min(first + batch_size, n))
+        x = torch.stack([windows[r * block_size:(r + 1) * block_size] for r in rows])
+        y = torch.stack([windows[r * block_size + 1:(r + 1) * block_size + 1] for r in rows])
+        yield x, y

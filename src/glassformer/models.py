@@ -1,0 +1,129 @@
+"""The models the lab and the course can use, by name.
+
+    course        the shipped character-level GPT trained on TinyShakespeare (the default)
+    runs/<name>   a model the learner trained with `glassformer train` (any folder works too)
+    gpt2          OpenAI's GPT-2 small (124M), from the Hugging Face hub or its cache
+    qwen3-0.6b    Qwen3-0.6B, from the Hugging Face hub or its cache
+
+Every one of them is loaded into glassformer's own classes, so the same code, hooks and
+pictures work on all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from glassformer.checkpoint import is_model_folder, load_model_folder
+
+COURSE_MODEL_DIR = Path(__file__).parent / "assets" / "course"
+HUB_MODELS = {"gpt2": "gpt2", "qwen3-0.6b": "Qwen/Qwen3-0.6B"}
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: object          # a glassformer DecoderLM
+    tokenizer: object      # CharTokenizer, BPETokenizer or PretrainedTokenizer
+    card: dict = field(default_factory=dict)
+
+    @property
+    def is_char_level(self) -> bool:
+        return getattr(self.tokenizer, "kind", None) == "char"
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    description: str
+    available: bool
+    reason: str = ""
+
+
+def runs_dirs() -> list[Path]:
+    """Where learner-trained models are looked for: ./runs and $GLASSFORMER_RUNS."""
+    dirs = [Path("runs")]
+    if os.environ.get("GLASSFORMER_RUNS"):
+        dirs.insert(0, Path(os.environ["GLASSFORMER_RUNS"]))
+    return dirs
+
+
+def trained_runs() -> list[Path]:
+    found = []
+    for d in runs_dirs():
+        if d.is_dir():
+            found += sorted(p for p in d.iterdir() if p.is_dir() and (p / "model.safetensors").exists()
+                            and is_model_folder(p))
+    return found
+
+
+def hub_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:
+        return False
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Can this machine open a connection to the Hugging Face hub? (Checked once per process.)"""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def available_models() -> list[ModelEntry]:
+    """Every model the picker can offer, with whether it can be loaded right now and why not."""
+    entries = [ModelEntry("course", "character-level GPT trained on TinyShakespeare (shipped)",
+                          (COURSE_MODEL_DIR / "model.safetensors").exists(),
+                          "" if (COURSE_MODEL_DIR / "model.safetensors").exists() else "not built into this install")]
+    for run in trained_runs():
+        entries.append(ModelEntry(str(run), "trained by you with `glassformer train`", True))
+    for name, repo in HUB_MODELS.items():
+        if hub_cached(repo):
+            entries.append(ModelEntry(name, f"{repo} from the Hugging Face cache", True))
+        elif hub_reachable():
+            entries.append(ModelEntry(name, f"{repo}, downloaded from the hub on first use", True))
+        else:
+            entries.append(ModelEntry(name, repo, False, "the Hugging Face hub is unreachable (offline) and "
+                                      "the model is not in the local cache"))
+    return entries
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str = "course") -> LoadedModel:
+    """Load a model by name (see the module docstring) or by folder path; cached per process."""
+    if name == "course":
+        if not (COURSE_MODEL_DIR / "model.safetensors").exists():
+            raise FileNotFoundError(f"the shipped course model is missing from {COURSE_MODEL_DIR}")
+        model, tokenizer, card = load_model_folder(COURSE_MODEL_DIR)
+        return LoadedModel("course", model, tokenizer, card)
+    if name in HUB_MODELS:
+        from glassformer.pretrained import load_pretrained
+
+        model, tokenizer = load_pretrained(HUB_MODELS[name])
+        if tokenizer is None:
+            raise ValueError(f"{name} has no tokenizer.json")
+        return LoadedModel(name, model, tokenizer, {"source": HUB_MODELS[name]})
+    path = Path(name).expanduser()
+    if path.is_dir() and is_model_folder(path):
+        model, tokenizer, card = load_model_folder(path)
+        return LoadedModel(str(path), model, tokenizer, card)
+    if path.is_dir():
+        from glassformer.pretrained import load_pretrained
+
+        model, tokenizer = load_pretrained(path)
+        if tokenizer is None:
+            raise ValueError(f"{path} has no tokenizer.json")
+        return LoadedModel(str(path), model, tokenizer, {"source": str(path)})
+    raise ValueError(f"unknown model {name!r}: use 'course', 'gpt2', 'qwen3-0.6b', or a model folder")
