@@ -1,10 +1,11 @@
 # Everything the project needs is installed from here: a venv with pip (pip takes the
-# CPU wheel of torch==2.13.0 that lies on these machines instead of a multi-GB CUDA build).
+# CPU wheel of torch==2.13.0 that lies on these machines instead of a multi-GB CUDA build),
+# and Debian's chromium for the browser tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: start test bench clean
+.PHONY: start test bench chromium clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,11 +15,20 @@ $(STAMP): pyproject.toml
 start: $(STAMP)
 	$(VENV)/bin/glassformer start
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work offline).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium is missing; install it (sudo apt-get install chromium) or the browser tests are skipped"; fi; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/generate.py
+	$(PY) bench/train.py
+	$(PY) bench/bpe.py
+	$(PY) bench/ui_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

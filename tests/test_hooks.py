@@ -86,3 +86,35 @@ def test_unknown_hook_name_is_a_clear_error(model):
 def test_hook_that_changes_the_shape_is_refused(model):
     with pytest.raises(ValueError, match="returned shape"), model.hooks({"blocks.0.mlp.post": lambda x, n: x[..., :3]}):
         model(IDS)
+
+
+def test_hooks_attached_in_one_thread_do_not_touch_another(model):
+    """The course serves many learners from one model; an ablation in one must not leak."""
+    import threading
+
+    with torch.no_grad():
+        clean = model(IDS)
+    inside, outside = threading.Event(), threading.Event()
+    seen = {}
+
+    def ablating_learner():
+        with torch.no_grad(), model.hooks({"blocks.*.attn.z": lambda z, n: torch.zeros_like(z)}):
+            inside.set()
+            outside.wait(timeout=10)
+            seen["ablated"] = model(IDS)
+
+    def other_learner():
+        inside.wait(timeout=10)
+        with torch.no_grad():
+            seen["other"] = model(IDS)
+            _, seen["trace"] = model.run_with_trace(IDS, names="logits")
+        outside.set()
+
+    threads = [threading.Thread(target=ablating_learner), threading.Thread(target=other_learner)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (seen["other"] - clean).abs().max().item() <= 1e-6
+    assert (seen["trace"]["logits"] - clean).abs().max().item() <= 1e-6
+    assert (seen["ablated"] - clean).abs().max().item() > 1e-3

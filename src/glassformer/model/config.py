@@ -48,7 +48,8 @@ class ModelConfig:
     mlp_bias: bool = True          # bias on the MLP projections
     qk_norm: bool = False          # Qwen3: RMSNorm on each head's q and k before RoPE
     tie_embeddings: bool = True    # unembedding matrix = embedding matrix (transposed)
-    dropout: float = 0.0
+    dropout: float = 0.0           # on the residual additions during training
+    attn_dropout: float | None = None  # on the attention weights; None: same as dropout
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -71,6 +72,7 @@ class ModelConfig:
         if self.position == "sinusoidal":
             check(self.d_model % 2 == 0, f"sinusoidal positions need an even d_model, got {self.d_model}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(0.0 <= self.attention_dropout < 1.0, f"attn_dropout must be in [0, 1), got {self.attn_dropout}")
 
     # Derived sizes, so that no caller repeats the defaulting rules.
     @property
@@ -80,6 +82,10 @@ class ModelConfig:
     @property
     def dh(self) -> int:
         return self.head_dim or self.d_model // self.n_heads
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     @property
     def mlp_width(self) -> int:
@@ -110,9 +116,11 @@ PRESETS: dict[str, ModelConfig] = {
                               position="rope", rope_theta=1_000_000.0, norm="rmsnorm",
                               norm_eps=1e-6, mlp="swiglu", attn_bias=False, attn_out_bias=False, mlp_bias=False,
                               qk_norm=True, tie_embeddings=True),
-    # The course model: character-level GPT sized for a 2-core CPU.
-    "course": ModelConfig(family="course", vocab_size=65, n_ctx=256, d_model=192, n_layers=6,
-                          n_heads=6, position="learned"),
+    # The course model: character-level GPT sized for a 2-core CPU (1.8M parameters). Dropout on
+    # the residual only: on this CPU dropout on the attention weights as well cost 41% of the
+    # training speed (34k -> 20k tokens/s), residual-only 20% (27k).
+    "course": ModelConfig(family="course", vocab_size=65, n_ctx=128, d_model=192, n_layers=4,
+                          n_heads=6, position="learned", dropout=0.1, attn_dropout=0.0),
     # A tiny model for tests and quick experiments.
     "tiny": ModelConfig(family="course", vocab_size=65, n_ctx=64, d_model=64, n_layers=2,
                         n_heads=4, position="learned"),

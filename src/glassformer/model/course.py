@@ -29,7 +29,7 @@ class CourseGPT(DecoderLM):
         return Block(
             make_norm(c.norm, c.d_model, c.norm_eps),
             Attention(c.d_model, c.n_heads, c.kv_heads, c.dh, qkv_bias=c.attn_bias, out_bias=c.attn_out_bias,
-                      qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.dropout),
+                      qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.attention_dropout),
             make_norm(c.norm, c.d_model, c.norm_eps),
             make_mlp(c.mlp, c.d_model, c.mlp_width, c.mlp_bias),
             pre_norm=c.pre_norm, dropout=c.dropout,

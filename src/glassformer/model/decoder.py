@@ -23,7 +23,7 @@ from glassformer.model.attention import KVCache
 from glassformer.model.block import Block
 from glassformer.model.config import ModelConfig
 from glassformer.model.embedding import Embed, Unembed
-from glassformer.model.hooks import HookFn, HookPoint, Trace, hook_names, select_names
+from glassformer.model.hooks import HookFn, HookPoint, Trace, attached, hook_names, select_names
 from glassformer.model.norm import make_norm
 from glassformer.model.position import Rotary, alibi_bias, alibi_slopes
 
@@ -93,18 +93,21 @@ class DecoderLM(nn.Module):
             with model.hooks({"blocks.0.attn.z": ablate_head_2}):
                 logits = model(ids)
         """
-        attached: list[tuple[HookPoint, HookFn]] = []
+        table = attached()  # this thread's attachments only
+        added: list[tuple[HookPoint, HookFn]] = []
         try:
             for pattern, fn_or_fns in fns.items():
                 fn_list = [fn_or_fns] if callable(fn_or_fns) else list(fn_or_fns)
                 for name in select_names(self.hook_points, pattern):
                     for fn in fn_list:
-                        self.hook_points[name].fns.append(fn)
-                        attached.append((self.hook_points[name], fn))
+                        table.setdefault(self.hook_points[name], []).append(fn)
+                        added.append((self.hook_points[name], fn))
             yield
         finally:
-            for point, fn in attached:
-                point.fns.remove(fn)
+            for point, fn in added:
+                table[point].remove(fn)
+                if not table[point]:
+                    del table[point]
 
     def run_with_trace(self, ids: torch.Tensor, names: Iterable[str] | str | None = None,
                        cache: KVCache | None = None) -> tuple[torch.Tensor, Trace]:

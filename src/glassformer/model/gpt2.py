@@ -30,7 +30,7 @@ class GPT2(DecoderLM):
         return Block(
             LayerNorm(c.d_model, c.norm_eps),
             Attention(c.d_model, c.n_heads, c.kv_heads, c.dh, qkv_bias=c.attn_bias, out_bias=c.attn_out_bias,
-                      dropout=c.dropout),
+                      dropout=c.attention_dropout),
             LayerNorm(c.d_model, c.norm_eps),
             make_mlp(c.mlp, c.d_model, c.mlp_width, c.mlp_bias),
             pre_norm=True, dropout=c.dropout,

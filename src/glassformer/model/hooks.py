@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -72,16 +73,35 @@ def hook_names(n_layers: int, has_pos_embed: bool = True) -> list[str]:
     return names
 
 
+# Attached functions live per thread: the course serves many learners from one shared model,
+# each in its own thread, and one learner's trace or ablation must never touch another's run.
+_ATTACHED = threading.local()
+
+
+def attached() -> dict["HookPoint", list[HookFn]]:
+    """This thread's attachments: hook point -> its functions."""
+    table = getattr(_ATTACHED, "table", None)
+    if table is None:
+        table = _ATTACHED.table = {}
+    return table
+
+
 class HookPoint(nn.Module):
     """An identity module that callers can temporarily attach functions to."""
 
     def __init__(self) -> None:
         super().__init__()
         self.name = ""  # filled in by the model, e.g. "blocks.3.attn.pattern"
-        self.fns: list[HookFn] = []
+
+    @property
+    def fns(self) -> list[HookFn]:
+        return attached().get(self, [])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for fn in self.fns:
+        table = getattr(_ATTACHED, "table", None)
+        if not table or self not in table:
+            return x
+        for fn in table[self]:
             out = fn(x, self.name)
             if out is not None:
                 if out.shape != x.shape:

@@ -29,7 +29,7 @@ class Qwen3(DecoderLM):
         return Block(
             RMSNorm(c.d_model, c.norm_eps),
             Attention(c.d_model, c.n_heads, c.kv_heads, c.dh, qkv_bias=c.attn_bias, out_bias=c.attn_out_bias,
-                      qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.dropout),
+                      qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.attention_dropout),
             RMSNorm(c.d_model, c.norm_eps),
             SwiGLU(c.d_model, c.mlp_width, bias=c.mlp_bias),
             pre_norm=True, dropout=c.dropout,

@@ -1,0 +1,272 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="0. The big picture")
+
+
+@app.cell
+def _():
+    import time
+
+    import marimo as mo
+    import torch
+
+    from glassformer.course import common
+    from glassformer.course.widgets import (Question, TokenStrip, attention_heatmap, code_panel, matrix_heatmap,
+                                            prob_bars, quiz, quiz_feedback, token_label)
+    from glassformer.model.block import Block
+    from glassformer.model.decoder import DecoderLM
+    return (Block, DecoderLM, Question, TokenStrip, attention_heatmap, code_panel, common, matrix_heatmap, mo,
+            prob_bars, quiz, quiz_feedback, time, token_label, torch)
+
+
+@app.cell
+def _(common):
+    common.header("0")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    A language model does one thing: given some text, it says how likely each possible next
+    piece of text is. Everything a chatbot does is that, repeated: predict, pick, append, predict again.
+
+    Text is a **sequence**: order matters ("dog bites man" is not "man bites dog"). Older sequence
+    models, *recurrent networks* (RNNs), read a sequence like a person reading aloud: one element at a
+    time, squeezing everything seen so far into a single memory vector that is updated at each step.
+    Step 100 cannot start before step 99 is done, and by step 100 the details of step 1 have been
+    overwritten many times.
+
+    A **Transformer** reads the whole sequence at once. Every position is processed in parallel, and
+    any position can look directly at any earlier one. That is why Transformers train fast on hardware
+    that does many multiplications at once, and why they remember the start of a long text.
+
+    Below is a real Transformer (the course model: a small GPT trained on Shakespeare, one token per
+    character) running on **your** text. Change it and everything re-runs.
+    """)
+    return
+
+
+@app.cell
+def _(common, mo):
+    picker = common.model_picker()
+    text = common.text_box()
+    mo.hstack([text, picker], widths=[3, 1], align="end")
+    return picker, text
+
+
+@app.cell
+def _(common, mo, picker, text, torch):
+    loaded, load_problem = common.load_chosen(picker.value)
+    prepared = common.prepare(loaded, text.value)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    ids = torch.tensor([prepared.ids])                                   # (1, T)
+    with torch.no_grad():
+        logits, trace = model.run_with_trace(ids)                        # every hook point
+    probs = logits[0, -1].float().softmax(-1)                             # (V,)
+    _notes = [n for n in [mo.callout(mo.md(load_problem), kind="danger") if load_problem else None,
+                          prepared.notice()] if n is not None]
+    mo.vstack(_notes) if _notes else None
+    return ids, loaded, logits, model, prepared, probs, tokenizer, trace
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## The pipeline, stage by stage
+
+    Click a stage. Each one is a real tensor recorded while the model ran on your text; its **shape**
+    is listed with the names used throughout the course: **B** batch (here 1 text), **T** positions
+    (tokens), **D** the width of each token's vector, **V** the vocabulary size.
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    stage = mo.ui.radio(options=["1 · text", "2 · tokens", "3 · vectors", "4 · blocks", "5 · logits",
+                                 "6 · probabilities", "7 · next token"], value="2 · tokens", inline=True)
+    stage
+    return (stage,)
+
+
+@app.cell
+def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer):
+    cfg = model.config
+    T = ids.shape[1]
+    _top = int(probs.argmax())
+    shapes = [
+        ("text", "your string", f"{len(prepared.strip)} characters", "—"),
+        ("tokens", "ids", f"[B={1}, T={T}]", "input to model(ids)"),
+        ("vectors", "embed.tok + embed.pos", f"[1, {T}, D={cfg.d_model}]", "embed.tok, embed.pos"),
+        ("blocks", f"{cfg.n_layers} × Transformer block", f"[1, {T}, {cfg.d_model}] → [1, {T}, {cfg.d_model}]",
+         "blocks.{i}.resid_post"),
+        ("logits", "final_norm → unembed", f"[1, {T}, V={cfg.vocab_size}]", "logits"),
+        ("probabilities", "softmax of the last row", f"[V={cfg.vocab_size}]", "—"),
+        ("next token", "argmax (or a sample)", "one id", "—"),
+    ]
+    _rows = "\n".join(f"| {i + 1}. {a} | {b} | `{c}` | {d if d == '—' else '`' + d + '`'} |"
+                       for i, (a, b, c, d) in enumerate(shapes))
+    mo.md(f"| stage | what | shape | hook name |\n|---|---|---|---|\n{_rows}\n\n"
+          f"The model ran on **{T} tokens** and its best guess for what follows is "
+          f"**`{token_label(tokenizer.token_bytes(_top))}`** ({probs[_top].item():.1%}). "
+          f"Logits tensor: `{tuple(logits.shape)}`.")
+    return cfg, T
+
+
+@app.cell
+def _(T, TokenStrip, attention_heatmap, cfg, ids, matrix_heatmap, mo, prepared, prob_bars, probs, stage, token_label,
+      tokenizer, trace):
+    _labels = [token_label(tokenizer.token_bytes(i)) for i in ids[0].tolist()]
+    _key = stage.value.split(" · ")[1]
+    if _key == "text":
+        _raw = prepared.strip
+        _out = mo.md(f"Your text, as the program receives it: a Python `str` of {len(_raw)} characters. "
+                     f"A computer cannot multiply letters, so the first job is to turn it into numbers.")
+    elif _key == "tokens":
+        _out = mo.vstack([
+            mo.md(f"The tokenizer splits the text into **{T} tokens** and replaces each by its id in a fixed "
+                  f"vocabulary of {tokenizer.vocab_size}. Hover a token for its id and bytes."),
+            mo.ui.anywidget(TokenStrip(tokens=prepared.strip)),
+            mo.md(f"`ids = {ids[0].tolist()[:40]}{' …' if T > 40 else ''}`  — shape `[1, {T}]`")])
+    elif _key == "vectors":
+        _x = (trace["embed.tok"] + trace.get("embed.pos", 0))[0, :, :48].numpy()
+        _out = mo.vstack([
+            mo.md(f"Each id selects one row of a learned table: a vector of **D = {cfg.d_model}** numbers "
+                  f"(first 48 shown). Position information is added to it. From here on, a token *is* its vector."),
+            matrix_heatmap(_x, _labels, [str(d) for d in range(_x.shape[1])], row_title="token", col_title="dimension",
+                           scheme="redblue", cell=14, title=f"embeddings: [1, {T}, {cfg.d_model}] (48 dims shown)")])
+    elif _key == "blocks":
+        import numpy as _np
+        _norms = _np.stack([trace["embed.tok"][0].norm(dim=-1).numpy()] +
+                           [trace[f"blocks.{i}.resid_post"][0].norm(dim=-1).numpy() for i in range(cfg.n_layers)])
+        _pat = trace[f"blocks.{cfg.n_layers - 1}.attn.pattern"][0].mean(0).numpy()
+        _out = mo.vstack([
+            mo.md(f"The vectors pass through **{cfg.n_layers} blocks**. In each, *attention* lets every position "
+                  f"read from earlier positions, then a small *feed-forward network* transforms each position. "
+                  f"Shape in = shape out = `[1, {T}, {cfg.d_model}]`: each block adds to the vectors. Left: the size "
+                  f"(length) of each token's vector after each block. Right: who reads from whom in the last block."),
+            mo.hstack([matrix_heatmap(_norms, ["embed"] + [f"block {i}" for i in range(cfg.n_layers)], _labels,
+                                      row_title="after", col_title="token", value_title="|x|", scheme="greens",
+                                      cell=16, title="vector length per token and layer"),
+                       attention_heatmap(_pat[-24:, -24:], _labels[-24:],
+                                         title=f"block {cfg.n_layers - 1}, heads averaged (last 24)")], wrap=True)])
+    elif _key == "logits":
+        _last = trace["logits"][0, -1]
+        _order = _last.argsort(descending=True)[:12].tolist()
+        _rows = "\n".join(f"| `{token_label(tokenizer.token_bytes(i))}` | {i} | {_last[i].item():+.3f} |" for i in _order)
+        _out = mo.md(f"A final norm, then one matrix multiply gives **one score per vocabulary entry at every "
+                     f"position**: `[1, {T}, {cfg.vocab_size}]`. Only the last position's row predicts the "
+                     f"*next* token; its highest scores:\n\n| token | id | logit |\n|---|---|---|\n{_rows}")
+    elif _key == "probabilities":
+        _order = probs.argsort(descending=True)[:16].tolist()
+        _out = mo.vstack([mo.md("Softmax turns the last row of scores into probabilities that add up to 1."),
+                          prob_bars([token_label(tokenizer.token_bytes(i)) for i in _order],
+                                    [probs[i].item() for i in _order], chosen=0, title="P(next token)")])
+    else:
+        _top = int(probs.argmax())
+        _out = mo.md(f"Pick a token (here the most likely: **`{token_label(tokenizer.token_bytes(_top))}`**), append it "
+                     f"to the text, and run everything again. That loop is text generation (chapter 8).\n\n"
+                     f"```text\n{tokenizer.decode(ids[0].tolist()[-60:])}[{tokenizer.decode([_top])}]\n```")
+    _out
+    return
+
+
+@app.cell
+def _(Block, DecoderLM, code_panel, mo):
+    mo.accordion({"The code that ran: DecoderLM.forward (glassformer/model/decoder.py)": code_panel(DecoderLM.forward),
+                  "One block: Block.forward (glassformer/model/block.py)": code_panel(Block.forward)})
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## All at once vs one step at a time, measured
+
+    The Transformer processes all positions of your text in **one** call. An RNN has to make one call
+    per position, each waiting for the previous one. We can imitate the one-at-a-time way with the
+    same model (feeding tokens one by one, keeping what it computed in a cache) and time both, right
+    now, on this machine:
+    """)
+    return
+
+
+@app.cell
+def _(ids, mo, model, time, torch):
+    def measure(fn, repeats=5):
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - start) / repeats
+
+    def one_at_a_time():
+        cache = model.new_cache(1, ids.shape[1])
+        for t in range(ids.shape[1]):
+            model(ids[:, t:t + 1], cache=cache)
+
+    with torch.no_grad():
+        _parallel = measure(lambda: model(ids))
+        _serial = measure(one_at_a_time)
+    mo.md(f"| way | calls | time |\n|---|---|---|\n| all {ids.shape[1]} positions at once | 1 | "
+          f"{_parallel * 1e3:.1f} ms |\n| one position at a time | {ids.shape[1]} | {_serial * 1e3:.1f} ms |\n\n"
+          f"Same numbers, **{_serial / _parallel:.1f}× faster** in parallel — and the gap grows with the length.")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Three ways to see the same machine
+
+    1. **A sequence model.** Text in, a probability for every possible next token out. Chapters 1, 8, 9.
+    2. **A stack of matrix multiplications.** Every stage above is a multiply by a learned matrix, an
+       addition, or a simple function applied element by element; nothing else. Chapters 2, 4, 6.
+    3. **Information routing.** Attention decides, for every position, which earlier positions to copy
+       information from; the residual stream carries it upward through the blocks. Chapters 4, 5, 7, 12.
+    """)
+    return
+
+
+@app.cell
+def _(Question):
+    questions = [
+        Question("parallel", "Why do Transformers train faster than RNNs on the same hardware?",
+                 ["They have fewer parameters", "They process all positions of a sequence at once instead of one "
+                  "after the other", "They skip the tokenizer", "They only look at the last token"],
+                 1, "An RNN's step t needs the result of step t-1; a Transformer computes every position in one pass "
+                    "of big matrix multiplications, which parallel hardware loves. You just measured it."),
+        Question("output", "What does the model output for a text of T tokens?",
+                 ["One token", "A score for every vocabulary entry at every one of the T positions",
+                  "A single probability", "The T input vectors, unchanged"],
+                 1, "The logits tensor is [B, T, V]; the last position's row is the prediction for the next token."),
+        Question("next", "How does the model write a whole sentence?",
+                 ["It outputs the sentence in one pass", "It predicts one token, appends it, and runs again",
+                  "It looks the sentence up in its training data", "The tokenizer writes it"],
+                 1, "Generation is a loop of single next-token predictions (chapter 8)."),
+    ]
+    return (questions,)
+
+
+@app.cell
+def _(questions, quiz):
+    radios = quiz("0", questions)
+    return (radios,)
+
+
+@app.cell
+def _(mo, questions, quiz_feedback, radios):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback("0", questions, radios)])
+    return
+
+
+@app.cell
+def _(common):
+    common.footer("0")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

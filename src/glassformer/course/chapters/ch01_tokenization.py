@@ -1,0 +1,328 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="1. Tokenization")
+
+
+@app.cell
+def _():
+    import time
+
+    import marimo as mo
+    import regex
+    import torch
+
+    from glassformer.course import common
+    from glassformer.course.widgets import Question, TokenStrip, code_panel, line_chart, quiz, quiz_feedback, token_rows
+    from glassformer.data import load_text
+    from glassformer.tokenizers.bpe import BPETokenizer, merge_pair
+    from glassformer.tokenizers.char import CharTokenizer
+    return (BPETokenizer, CharTokenizer, Question, TokenStrip, code_panel, common, line_chart, load_text, merge_pair,
+            mo, quiz, quiz_feedback, regex, time, token_rows, torch)
+
+
+@app.cell
+def _(common):
+    common.header("1")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    A model can only do arithmetic, so text must become numbers first. A **tokenizer** cuts text into
+    pieces (*tokens*) from a fixed list (the *vocabulary*) and replaces each piece by its position in
+    that list (its *id*). Three ways to cut:
+
+    - **Characters**: a tiny vocabulary, nothing is ever unknown (within the alphabet), but texts
+      become long: one token per letter.
+    - **Words**: short sequences, but the vocabulary explodes (every name, typo and plural is a new
+      word) and any word not seen in training is simply unknown.
+    - **Subwords**: frequent words are one token, rare words are spelled with a few pieces. This is
+      what almost every modern model uses, via **byte-pair encoding (BPE)**.
+
+    Here is what each choice costs on the course's corpus, TinyShakespeare, counted right now:
+    """)
+    return
+
+
+@app.cell
+def _(CharTokenizer, load_text, mo, regex):
+    from glassformer.data import CorpusError
+
+    try:
+        corpus, _ = load_text()
+        corpus_name = "TinyShakespeare"
+        _missing = None
+    except CorpusError as _exc:  # offline, nothing cached: learn from glassformer's own source instead
+        import pathlib as _pl
+
+        import glassformer as _gf
+        corpus = "\n".join(p.read_text() for p in sorted(_pl.Path(_gf.__file__).parent.rglob("*.py")))
+        corpus_name = "glassformer's own source code"
+        _missing = mo.callout(mo.md(f"TinyShakespeare is not available ({_exc}) This chapter uses "
+                                    f"{corpus_name} ({len(corpus):,} characters) as its corpus instead."), kind="warn")
+    _words = regex.findall(r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]", corpus)
+    _char = CharTokenizer.train(corpus)
+    _half = set(regex.findall(r"\p{L}+", corpus[: len(corpus) // 2]))
+    _second = regex.findall(r"\p{L}+", corpus[len(corpus) // 2:])
+    _unseen = sum(w not in _half for w in _second) / len(_second)
+    _table = mo.md(f"""
+    | cut by | vocabulary size | tokens for the whole corpus ({corpus_name}) |
+    |---|---|---|
+    | characters | {_char.vocab_size} | {len(corpus):,} |
+    | words (and punctuation) | {len(set(_words)):,} | {len(_words):,} |
+
+    And the weakness of words: a word vocabulary built from the *first half* of the corpus has never seen
+    **{_unseen:.1%}** of the words in the second half.
+    """)
+    mo.vstack([_missing, _table]) if _missing else _table
+    return (corpus,)
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Byte-pair encoding, trained live
+
+    Byte-level BPE starts from the 256 possible **bytes** (UTF-8 encodes any character, emoji
+    included, as 1–4 bytes, so nothing is ever unknown), then learns **merges**:
+
+    1. count every pair of neighbouring tokens in the training text;
+    2. the most frequent pair becomes a new token, with the next free id;
+    3. replace that pair everywhere, and repeat until the vocabulary is as large as wanted.
+
+    Before counting, the text is pre-split by a regular expression into words-with-their-leading-space,
+    numbers and punctuation, so merges never glue a word to the punctuation after it.
+
+    Choose the vocabulary size and how much of the corpus to learn from; training runs when you release
+    the slider.
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    vocab_size = mo.ui.slider(260, 1024, step=4, value=512, label="vocabulary size", show_value=True, debounce=True)
+    train_chars = mo.ui.slider(50_000, 1_100_000, step=50_000, value=300_000, label="characters to learn from",
+                               show_value=True, debounce=True)
+    mo.hstack([vocab_size, train_chars], justify="start")
+    return train_chars, vocab_size
+
+
+@app.cell
+def _(BPETokenizer, corpus, mo, time, train_chars, vocab_size):
+    _start = time.perf_counter()
+    bpe = BPETokenizer.train(corpus[: train_chars.value], vocab_size.value, special_tokens=["<|endoftext|>"])
+    _seconds = time.perf_counter() - _start
+    mo.md(f"Trained **{len(bpe.merges)} merges** on {train_chars.value:,} characters in **{_seconds:.2f} s** "
+          f"(vocabulary: 256 bytes + {len(bpe.merges)} merges + 1 special token = {bpe.vocab_size}).")
+    return (bpe,)
+
+
+@app.cell
+def _(bpe, mo):
+    _first = "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | {m.count:,} |"
+                       for m in bpe.merges[:12])
+    _last = "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | {m.count:,} |"
+                      for m in bpe.merges[-6:])
+    mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare); the last ones are whole words.
+
+| id | pair merged | new token | count when merged |
+|---|---|---|---|
+{_first}
+| … | | | |
+{_last}
+""")
+    return
+
+
+@app.cell
+def _(common, mo):
+    text = common.text_box(label="Your text (try a name, an emoji, some Chinese)")
+    text
+    return (text,)
+
+
+@app.cell
+def _(bpe, mo):
+    step = mo.ui.slider(0, len(bpe.merges), step=1, value=min(40, len(bpe.merges)), label="merges applied",
+                        show_value=True, full_width=True)
+    mo.md(f"### Step through the merges\n\nDrag to replay training on your text: at 0 every byte is its own "
+          f"token; each step applies one more merge.\n\n{step}")
+    return (step,)
+
+
+@app.cell
+def _(BPETokenizer, TokenStrip, bpe, mo, step, text, token_rows):
+    _partial = BPETokenizer(bpe.merges[: step.value], bpe.pattern)
+    _sample = text.value or "To be"
+    try:
+        _ids = _partial.encode(_sample)
+        _problem = None
+    except ValueError as _exc:
+        _ids, _problem = [], str(_exc)
+    _m = bpe.merges[step.value - 1] if step.value else None
+    _what = (f"Merge {step.value}: `{bpe.vocab[_m.pair[0]]!r}` + `{bpe.vocab[_m.pair[1]]!r}` → token {_m.new_id} "
+             f"`{_m.token!r}` (seen {_m.count:,} times when it was merged)." if _m else "No merges yet: raw UTF-8 bytes.")
+    mo.vstack([mo.md(_what), mo.ui.anywidget(TokenStrip(tokens=token_rows(_partial, _ids)[:400])),
+               mo.md(f"**{len(_ids)} tokens** for {len(_sample)} characters ({len(_sample.encode('utf-8', 'replace'))} bytes). "
+                     "Hover a token for its id and bytes." if not _problem else f"⚠️ {_problem}")])
+    return
+
+
+@app.cell
+def _(BPETokenizer, code_panel, merge_pair, mo):
+    mo.accordion({
+        "How training keeps pair counts up to date: BPETokenizer.train (glassformer/tokenizers/bpe.py)":
+            code_panel(BPETokenizer.train),
+        "Encoding one chunk: earliest-learned merge first": code_panel(BPETokenizer.encode_chunk),
+        "merge_pair": code_panel(merge_pair),
+    })
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Three tokenizers, one text
+
+    The same text through the course model's character tokenizer, the BPE you just trained, and a
+    pretrained tokenizer (GPT-2's 50,257-token vocabulary, when it has been downloaded).
+    Characters the course model has never seen cannot be encoded at all: they are greyed out.
+    """)
+    return
+
+
+@app.cell
+def _(BPETokenizer, TokenStrip, bpe, common, mo, text, token_rows):
+    from glassformer.models import load_model
+
+    _sample = text.value or "To be"
+    _course = load_model("course")
+    _char = common.prepare(_course, _sample, max_tokens=10_000)
+    _rows = [("characters (course model)", len(_char.ids), _char.strip)]
+    try:
+        _bpe_ids = bpe.encode(_sample)
+        _rows.append((f"your BPE ({bpe.vocab_size} tokens)", len(_bpe_ids), token_rows(bpe, _bpe_ids)))
+    except ValueError as _exc:
+        _rows.append(("your BPE", 0, []))
+    _pretrained_note = ""
+    try:
+        from glassformer.models import hub_cached
+        if not hub_cached("gpt2"):
+            raise RuntimeError("GPT-2's tokenizer is not downloaded (offline)")
+        _gpt2 = load_model("gpt2").tokenizer
+        _ids = _gpt2.encode(_sample)
+        _rows.append(("GPT-2 (50,257 tokens)", len(_ids), token_rows(_gpt2, _ids)))
+    except Exception as _exc:
+        _pretrained_note = f"*GPT-2's tokenizer: unavailable here ({_exc}). It appears once downloaded.*"
+    _parts = []
+    for _name, _n, _strip in _rows:
+        _parts += [mo.md(f"**{_name}: {_n} tokens**"), mo.ui.anywidget(TokenStrip(tokens=_strip[:300]))]
+    if _pretrained_note:
+        _parts.append(mo.md(_pretrained_note))
+    _notice = _char.notice()
+    mo.vstack(_parts + ([_notice] if _notice else []))
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Special tokens
+
+    Some ids mean something to the *program*, not the text: `<|endoftext|>` marks where one document
+    ends and the next begins; chat models add tokens for "the user speaks" and "the assistant speaks".
+    They must never be produced by typing their spelling, or a user could forge them: our `encode`
+    treats the string `<|endoftext|>` as ordinary text unless the caller explicitly allows it.
+    """)
+    return
+
+
+@app.cell
+def _(bpe, mo):
+    _s = "The end.<|endoftext|>A new story"
+    mo.md(f"""
+    | call | ids (last few) |
+    |---|---|
+    | `bpe.encode(s)` | `{bpe.encode(_s)[-8:]}` |
+    | `bpe.encode(s, allowed_special="all")` | `{bpe.encode(_s, allowed_special="all")[-8:]}` (id {bpe.eos_id} is `<|endoftext|>`) |
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Why sequence length is expensive
+
+    Attention compares every position with every earlier one: a text of $T$ tokens makes a
+    $T \times T$ table per head and layer, so doubling the length roughly quadruples that work.
+    Fewer, bigger tokens make the same text cheaper. Measured on the course model, now:
+    """)
+    return
+
+
+@app.cell
+def _(line_chart, mo, time, torch):
+    from glassformer.models import load_model as _load
+
+    _model = _load("course").model
+    _rows = []
+    with torch.no_grad():
+        for _T in (16, 32, 64, 96, 128):
+            _ids = torch.randint(0, _model.config.vocab_size, (8, _T))
+            _model(_ids)
+            _start = time.perf_counter()
+            for _ in range(5):
+                _model(_ids)
+            _rows.append({"tokens": _T, "ms per forward (batch 8)": (time.perf_counter() - _start) / 5 * 1e3})
+    mo.ui.altair_chart(line_chart(_rows, "tokens", "ms per forward (batch 8)", title="forward time vs sequence length"),
+                       chart_selection=False)
+    return
+
+
+@app.cell
+def _(Question):
+    questions = [
+        Question("bytes", "Why does a byte-level BPE tokenizer never meet an unknown character?",
+                 ["Its vocabulary lists every Unicode character", "It starts from the 256 bytes, and UTF-8 writes any "
+                  "character as bytes", "It replaces unknown characters with spaces", "It asks the model"],
+                 1, "Every text is a sequence of bytes; merges only add bigger pieces on top."),
+        Question("merge", "What does one step of BPE training do?",
+                 ["Splits the longest token in two", "Merges the most frequent pair of neighbouring tokens into a "
+                  "new token", "Removes the rarest token", "Sorts the vocabulary"],
+                 1, "Count pairs, merge the top one everywhere, give it the next id, repeat."),
+        Question("tradeoff", "Compared with characters, what does a larger subword vocabulary give?",
+                 ["Longer sequences", "Shorter sequences for the same text, at the price of a bigger embedding table",
+                  "More unknown words", "No change in length"],
+                 1, "Bigger tokens mean fewer of them; every vocabulary entry needs its own row of weights."),
+        Question("special", "Why should typing '<|endoftext|>' not produce the special end-of-text id by default?",
+                 ["It is too long", "Users could forge control tokens the program relies on",
+                  "The id does not exist", "It would crash the model"],
+                 1, "Special tokens carry meaning for the program; only the program should insert them."),
+    ]
+    return (questions,)
+
+
+@app.cell
+def _(questions, quiz):
+    radios = quiz("1", questions)
+    return (radios,)
+
+
+@app.cell
+def _(mo, questions, quiz_feedback, radios):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback("1", questions, radios)])
+    return
+
+
+@app.cell
+def _(common):
+    common.footer("1")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,296 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="8. From logits to words")
+
+
+@app.cell
+def _():
+    import marimo as mo
+    import torch
+
+    from glassformer import generate as gen
+    from glassformer import sampling
+    from glassformer.course import common
+    from glassformer.course.widgets import (Question, TokenStrip, code_panel, prob_bars, quiz, quiz_feedback,
+                                            token_label)
+    return (Question, TokenStrip, code_panel, common, gen, mo, prob_bars, quiz, quiz_feedback, sampling,
+            token_label, torch)
+
+
+@app.cell
+def _(common):
+    common.header("8")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    At the end of every forward pass the model hands back one number per entry of its vocabulary:
+    a **logit**, a raw score for "this could come next". It does *not* pick a token. Turning those
+    scores into one chosen token is plain, deterministic code that runs outside the network, and it
+    decides whether the model sounds careful, creative or broken. This chapter is that code.
+
+    Type a prompt below: every chart is the course model's real prediction for the character that
+    follows your text.
+    """)
+    return
+
+
+@app.cell
+def _(common, mo):
+    picker = common.model_picker()
+    # A prompt that stops mid-line, so the next character is genuinely uncertain.
+    prompt_box = common.text_box("KING RICHARD III:\nNow is the winter of our discontent\nMade glorious summer by ",
+                                 label="Prompt (the model continues it)", key="prompt")
+    mo.hstack([prompt_box, picker], widths=[3, 1], align="end")
+    return picker, prompt_box
+
+
+@app.cell
+def _(common, mo, picker, prompt_box, torch):
+    loaded, load_problem = common.load_chosen(picker.value)
+    prepared = common.prepare(loaded, prompt_box.value)
+    with torch.no_grad():
+        last_logits = loaded.model(torch.tensor([prepared.ids]))[0, -1].float()   # (V,)
+    tokenizer = loaded.tokenizer
+    _notes = [n for n in [mo.callout(mo.md(load_problem), kind="danger") if load_problem else None,
+                          prepared.notice()] if n is not None]
+    mo.vstack(_notes) if _notes else None
+    return last_logits, loaded, prepared, tokenizer
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Scores to probabilities: softmax
+
+    Logits can be any real numbers. **Softmax** turns them into probabilities, positive and adding
+    up to 1, while keeping their order: exponentiate each score, then divide by the total.
+
+    $$p_i = \frac{e^{z_i}}{\sum_j e^{z_j}}$$
+
+    A logit larger by 1 means a probability $e \approx 2.7$ times larger. Before sampling, four
+    optional knobs reshape this distribution. They are applied **in this order**:
+
+    1. **Temperature** $T$ divides every logit: $p_i \propto e^{z_i / T}$. Below 1 it sharpens the
+       distribution (the favourite gets even likelier), above 1 it flattens it, and as $T \to 0$ it
+       becomes *greedy*: always the single most likely token.
+    2. **Top-k** keeps only the $k$ highest-scoring tokens.
+    3. **Top-p** (nucleus) keeps the fewest top tokens whose probabilities add up to at least $p$:
+       a short list when the model is sure, a long one when it is not.
+    4. **Min-p** keeps tokens at least $\text{min\_p} \times p_{\max}$ likely: a cut relative to the favourite.
+
+    Removed tokens get a logit of $-\infty$, so after softmax their probability is exactly 0 and the
+    survivors are renormalized. Move the sliders: the outlines are the model's raw probabilities,
+    the bars what is left to sample from.
+    """)
+    return
+
+
+@app.cell
+def _(mo, tokenizer):
+    temperature = mo.ui.slider(0.05, 2.0, step=0.05, value=1.0, label="temperature", show_value=True)
+    top_k = mo.ui.slider(0, min(100, tokenizer.vocab_size), step=1, value=0, label="top-k (0 = off)", show_value=True)
+    top_p = mo.ui.slider(0.05, 1.0, step=0.05, value=1.0, label="top-p (1 = off)", show_value=True)
+    min_p = mo.ui.slider(0.0, 0.5, step=0.01, value=0.0, label="min-p (0 = off)", show_value=True)
+    mo.hstack([temperature, top_k, top_p, min_p], wrap=True)
+    return min_p, temperature, top_k, top_p
+
+
+@app.cell
+def _(last_logits, min_p, mo, prob_bars, sampling, temperature, token_label, tokenizer, top_k, top_p):
+    def settings():
+        return dict(temperature=temperature.value, top_k=top_k.value or None, top_p=top_p.value,
+                    min_p=min_p.value)
+
+    _raw = last_logits.softmax(-1)
+    _filtered = sampling.filter_logits(last_logits, **settings()).softmax(-1)
+    _order = _raw.argsort(descending=True)[:24].tolist()
+    _labels = [token_label(tokenizer.token_bytes(i)) for i in _order]
+    _kept_total = int((_filtered > 0).sum())
+    _chart = prob_bars(_labels, [_filtered[i].item() for i in _order], kept=[_filtered[i].item() > 0 for i in _order],
+                       before=[_raw[i].item() for i in _order],
+                       title=f"next token: {_kept_total} of {tokenizer.vocab_size} tokens can still be sampled")
+    _top = _order[0]
+    mo.vstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
+               mo.md(f"Most likely next token: `{token_label(tokenizer.token_bytes(_top))}` — "
+                     f"{_raw[_top].item():.1%} before the knobs, {_filtered[_top].item():.1%} after.")])
+    return (settings,)
+
+
+@app.cell
+def _(code_panel, mo, sampling):
+    mo.accordion({
+        "The code behind this chart: filter_logits (glassformer/sampling.py)": code_panel(sampling.filter_logits),
+        "top_p_filter": code_panel(sampling.top_p_filter),
+        "min_p_filter and top_k_filter": mo.vstack([code_panel(sampling.min_p_filter),
+                                                    code_panel(sampling.top_k_filter)]),
+    })
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## One token at a time
+
+    Generation is a loop: run the model on the text so far, pick the next token from the filtered
+    distribution, append it, repeat. Sampling uses a random number generator; give it a **seed** and
+    every run makes exactly the same choices. Drag **step** to walk through the choices one by one: the
+    chart shows what the model was choosing from at that step, the red bar is what was drawn.
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    seed = mo.ui.number(start=0, stop=10_000, step=1, value=0, label="seed")
+    steps = mo.ui.slider(1, 80, step=1, value=12, label="step", show_value=True)
+    mo.hstack([seed, steps], justify="start")
+    return seed, steps
+
+
+@app.cell
+def _(TokenStrip, common, loaded, mo, prepared, prob_bars, sampling, seed, settings, steps, token_label, tokenizer,
+      torch):
+    def sample_steps(n: int):
+        """Run the generation loop by hand, recording each step's distribution and choice."""
+        model = loaded.model
+        ids = list(prepared.ids)[-(model.config.n_ctx - n):]
+        generator = sampling.make_generator(int(seed.value))
+        cache = model.new_cache(1, len(ids) + n)
+        records = []
+        with torch.no_grad():
+            logits = model(torch.tensor([ids]), cache=cache, last_only=True)[0, -1].float()
+            for _ in range(n):
+                filtered = sampling.filter_logits(logits, **settings())
+                token = int(sampling.sample(filtered, generator))
+                probs = filtered.softmax(-1)
+                records.append((token, probs))
+                logits = model(torch.tensor([[token]]), cache=cache)[0, -1].float()
+        return records
+
+    _records = sample_steps(steps.value)
+    _token, _probs = _records[-1]
+    _order = _probs.argsort(descending=True)[:16].tolist()
+    if _token not in _order:
+        _order[-1] = _token
+    _strip = TokenStrip(tokens=[{**r, "color": 6} for r in prepared.strip[-40:]] +
+                        [{"label": token_label(tokenizer.token_bytes(t)), "id": t, "color": 0,
+                          "hex": tokenizer.token_bytes(t).hex(" ")} for t, _ in _records], selected=-1)
+    _strip.selected = len(_strip.tokens) - 1
+    _chart = prob_bars([token_label(tokenizer.token_bytes(i)) for i in _order], [_probs[i].item() for i in _order],
+                       chosen=_order.index(_token),
+                       title=f"step {steps.value}: drew '{token_label(tokenizer.token_bytes(_token))}' "
+                             f"(probability {_probs[_token].item():.1%})")
+    mo.vstack([mo.md("Blue-green: your prompt (its end). Then the sampled tokens; the outlined one is the current step."),
+               mo.ui.anywidget(_strip), mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False)])
+    return
+
+
+@app.cell
+def _(code_panel, gen, mo):
+    mo.accordion({"The real generation loop: stream (glassformer/generate.py)": code_panel(gen.stream)})
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Greedy, sampling, beam search
+
+    **Greedy** decoding always takes the top token: deterministic, and prone to loops, because once a
+    phrase is likely it stays likely. **Sampling** draws from the (filtered) distribution: varied, and
+    occasionally wrong. **Beam search** keeps the $b$ best partial continuations at every step, ranked
+    by their total log-probability $\sum_t \log p(x_t \mid x_{<t})$, and returns the best one at the
+    end: it finds more probable text than greedy, which is what translation wants and often not what
+    storytelling wants. The score shown is the mean log-probability per token under the model
+    (closer to 0 = more likely).
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    beams = mo.ui.slider(2, 8, step=1, value=4, label="beams", show_value=True)
+    length = mo.ui.slider(10, 80, step=10, value=40, label="tokens to generate", show_value=True)
+    mo.hstack([beams, length], justify="start")
+    return beams, length
+
+
+@app.cell
+def _(beams, gen, length, loaded, mo, prepared, seed, settings, tokenizer, torch):
+    def mean_logprob(prompt: list[int], new: list[int]) -> float:
+        with torch.no_grad():
+            logp = loaded.model(torch.tensor([prompt + new])).float().log_softmax(-1)[0]
+        return sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(new)) / max(1, len(new))
+
+    _n = length.value
+    _prompt = prepared.ids[-(loaded.model.config.n_ctx - _n):]
+    _greedy = gen.generate(loaded.model, _prompt, _n, temperature=0)[len(_prompt):].tolist()
+    _sampled = gen.generate(loaded.model, _prompt, _n, seed=int(seed.value), **settings())[len(_prompt):].tolist()
+    _beam = gen.beam_search(loaded.model, _prompt, _n, num_beams=beams.value, eos_id=tokenizer.eos_id,
+                            length_penalty=1.0)[0].tokens
+
+    def _card(title, new):
+        text = tokenizer.decode(new).replace("`", "'")
+        return mo.md(f"**{title}** &nbsp; mean log-prob {mean_logprob(_prompt, new):.3f}\n\n```text\n{text}\n```")
+
+    mo.hstack([_card("greedy", _greedy), _card(f"sampling (seed {seed.value})", _sampled),
+               _card(f"beam search ({beams.value} beams)", _beam)], widths="equal", gap=1)
+    return
+
+
+@app.cell
+def _(code_panel, gen, mo):
+    mo.accordion({"beam_search (glassformer/generate.py)": code_panel(gen.beam_search)})
+    return
+
+
+@app.cell
+def _(Question):
+    questions = [
+        Question("temperature", "What does a temperature below 1 do to the distribution?",
+                 ["Flattens it: unlikely tokens become likelier", "Sharpens it: the likely tokens become likelier still",
+                  "Removes all but the top token", "Nothing: it only changes the speed"],
+                 1, "Dividing logits by T < 1 stretches the gaps between them, and softmax turns bigger gaps into "
+                    "a more peaked distribution. T → 0 is greedy decoding."),
+        Question("top_p", "With probabilities [0.5, 0.25, 0.125, 0.125] and top-p = 0.7, which tokens remain?",
+                 ["Only the first", "The first two", "The first three", "All four"],
+                 1, "0.5 alone is below 0.7; 0.5 + 0.25 = 0.75 reaches it, so the nucleus is the first two tokens."),
+        Question("seed", "You sample twice with the same prompt, settings and seed. What happens?",
+                 ["Different text each time", "Exactly the same text", "An error: seeds only work on a GPU",
+                  "The same first token, then different"],
+                 1, "All the randomness comes from the seeded generator, so the same seed replays the same draws."),
+        Question("beam", "Why can beam search beat greedy decoding on total probability?",
+                 ["It uses a bigger model", "It keeps several candidates, so a slightly worse first token that leads "
+                  "to much likelier text can survive", "It samples at a higher temperature",
+                  "It never repeats a token"],
+                 1, "Greedy commits to the best token at every step; a beam keeps the b best prefixes, so it can "
+                    "recover from a locally optimal but globally poor choice."),
+    ]
+    return (questions,)
+
+
+@app.cell
+def _(questions, quiz):
+    radios = quiz("8", questions)
+    return (radios,)
+
+
+@app.cell
+def _(mo, questions, quiz_feedback, radios):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback("8", questions, radios)])
+    return
+
+
+@app.cell
+def _(common):
+    common.footer("8")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,131 @@
+"""What every chapter notebook does the same way: the header with navigation, the model
+picker, the learner's text box, and turning any text into ids the model can take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import marimo as mo
+
+from glassformer.course import catalog, store
+from glassformer.course.widgets.tokens import PALETTE, token_label
+
+DEFAULT_TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?"
+
+
+def header(key: str) -> mo.Html:
+    """Title, breadcrumb and previous/next links; also records the visit."""
+    store.mark_visited(key)
+    ch = catalog.chapter(key)
+    prev, nxt = catalog.neighbours(key)
+    links = ['<a href="/">⌂ All chapters</a>']
+    if prev:
+        links.append(f'<a href="{prev.path}">← {prev.key}. {prev.title}</a>')
+    if nxt:
+        links.append(f'<a href="{nxt.path}">{nxt.key}. {nxt.title} →</a>')
+    nav = " &nbsp;·&nbsp; ".join(links)
+    return mo.md(f'<nav class="gf-nav">{nav}</nav>\n\n# Chapter {ch.key} — {ch.title}\n\n*{ch.summary}*')
+
+
+def footer(key: str) -> mo.Html:
+    prev, nxt = catalog.neighbours(key)
+    parts = ['<a href="/">⌂ All chapters</a>']
+    if nxt:
+        parts.append(f'Next: <a href="{nxt.path}">{nxt.key}. {nxt.title} →</a>')
+    return mo.md(" &nbsp;·&nbsp; ".join(parts))
+
+
+def model_picker() -> mo.ui.dropdown:
+    """The model used by every chapter; the choice is saved and shared across chapters."""
+    from glassformer.models import available_models
+
+    entries = available_models()
+    options = {("" if e.available else "(unavailable) ") + e.name: e.name for e in entries}
+    saved = store.get_setting("model", "course")
+    current = next((label for label, name in options.items() if name == saved and not label.startswith("(")),
+                   next(iter(options)))
+    return mo.ui.dropdown(options=options, value=current, label="Model",
+                          on_change=lambda name: store.set_setting("model", name))
+
+
+def model_status(entries=None) -> mo.Html:
+    from glassformer.models import available_models
+
+    rows = [f"| `{e.name}` | {e.description} | {'yes' if e.available else 'no: ' + e.reason} |"
+            for e in (entries or available_models())]
+    return mo.md("| model | what | available |\n|---|---|---|\n" + "\n".join(rows))
+
+
+def load_chosen(name: str):
+    """(LoadedModel, problem message or None); falls back to the course model if name fails."""
+    from glassformer.models import load_model
+
+    try:
+        return load_model(name), None
+    except Exception as exc:  # shown to the learner, never a traceback
+        fallback = load_model("course")
+        return fallback, f"Could not load **{name}** ({exc}). Showing the course model instead."
+
+
+def text_box(default: str = DEFAULT_TEXT, label: str = "Your text", rows: int = 3,
+             key: str = "text") -> mo.ui.text_area:
+    """The learner's own text, remembered across restarts (and across chapters that share `key`)."""
+    saved = store.get_setting(key, default)
+    return mo.ui.text_area(value=saved, label=label, rows=rows, full_width=True,
+                           on_change=lambda t: store.set_setting(key, t))
+
+
+@dataclass
+class Prepared:
+    ids: list[int]                 # what the model will see
+    strip: list[dict]              # token-strip rows, unknown characters included (greyed)
+    notices: list[str] = field(default_factory=list)
+
+    def notice(self) -> mo.Html | None:
+        return mo.callout(mo.md("\n\n".join(self.notices)), kind="warn") if self.notices else None
+
+
+def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "To be") -> Prepared:
+    """Any text -> ids for the model, never an exception: empty text, characters the model
+    has never seen, and text longer than the context each give a visible notice instead."""
+    tok = loaded.tokenizer
+    notices: list[str] = []
+    if not text:
+        notices.append(f"The text box is empty, so this uses “{fallback}”.")
+        text = fallback
+    limit = max_tokens or loaded.model.config.n_ctx
+    strip: list[dict] = []
+    if loaded.is_char_level:
+        unknown = set(tok.unknown(text))
+        if unknown:
+            shown = " ".join(f"`{token_label(c.encode('utf-8'))}`" for c in sorted(unknown)[:12])
+            notices.append(f"The model only knows the {tok.vocab_size} characters of its training text. "
+                           f"These are not among them and are skipped: {shown}. (A byte-level BPE tokenizer "
+                           f"never has this problem: see chapter 1.)")
+        ids = []
+        for ch in text:
+            if ch in unknown:
+                strip.append({"label": token_label(ch.encode("utf-8")), "id": -1,
+                              "hex": ch.encode("utf-8").hex(" "), "color": 0, "unknown": True})
+            else:
+                ids.append(tok.ids[ch])
+                strip.append({"label": token_label(ch.encode("utf-8")), "id": tok.ids[ch],
+                              "hex": ch.encode("utf-8").hex(" "), "color": len(ids) % len(PALETTE)})
+        if not ids:
+            notices.append(f"None of the characters are known, so this uses “{fallback}”.")
+            return prepare(loaded, fallback, max_tokens)
+    else:
+        try:
+            ids = tok.encode(text)
+        except ValueError as exc:  # e.g. a lone surrogate
+            notices.append(f"The text cannot be encoded ({exc}); using “{fallback}”.")
+            return prepare(loaded, fallback, max_tokens)
+        strip = [{"label": token_label(tok.token_bytes(i)), "id": i, "hex": tok.token_bytes(i).hex(" "),
+                  "color": n % len(PALETTE)} for n, i in enumerate(ids)]
+    if len(ids) > limit:
+        notices.append(f"The text is {len(ids)} tokens long; only its last {limit} are used "
+                       f"(the model's context is {loaded.model.config.n_ctx} tokens).")
+        ids = ids[-limit:]
+        known = [r for r in strip if not r.get("unknown")]
+        strip = known[-limit:]
+    return Prepared(ids, strip, notices)

@@ -1,0 +1,213 @@
+"""The course in a real browser: Debian's chromium driven by Playwright.
+
+Opens the home page and every built chapter, waits for the outputs, fails on any marimo error
+output or console error, performs one interaction per chapter, saves a screenshot of each page
+(out/screenshots/), and checks that quiz progress survives a server restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from glassformer.course.catalog import CHAPTERS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
+ERROR_TEXTS = ["Traceback (most recent call last)", "An internal error occurred", "This cell raised an exception",
+               "MultipleDefinitionError", "NameError"]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (.ci/run installs it with apt-get)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "GLASSFORMER_DATA": str(data_dir), "HF_HUB_OFFLINE": "1"}
+        self.proc = None
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen([sys.executable, "-m", "glassformer.cli", "start", "--no-browser",
+                                      "--port", str(self.port)], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not answer within 90 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("learner-data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir):
+    srv = Server(data_dir).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # screenshots expand it
+    pg = context.new_page()
+    pg.console_errors = []
+    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def wait_for_chapter(page, timeout: float = 90) -> None:
+    """Until the quiz's score line (one of the last cells) has rendered, plus a moment for the rest."""
+    page.wait_for_selector("text=/Score: \\d+ of \\d+ correct/", timeout=timeout * 1000)
+    page.wait_for_timeout(1500)
+
+
+def assert_clean(page, where: str) -> None:
+    for text in ERROR_TEXTS:
+        assert page.locator(f"text={text}").count() == 0, f"{where}: error output on the page: {text}"
+    errors = [e for e in page.console_errors if "favicon" not in e]
+    assert not errors, f"{where}: console errors: {errors[:3]}"
+
+
+def shot(page, name: str) -> None:
+    """marimo scrolls inside its own container, so a tall viewport stands in for a full-page shot."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.bring_to_front()
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 40, 12000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_home_page_lists_chapters(server, page):
+    page.goto(server.url + "/")
+    assert page.title() == "glassformer"
+    for ch in CHAPTERS:
+        assert page.locator(f"text={ch.title}").count() >= 1
+    coming = [c for c in CHAPTERS if not c.built]
+    assert page.locator("text=coming").count() == len(coming)
+    assert_clean(page, "home")
+    shot(page, "home")
+
+
+def svg_text(page, contains: str) -> str:
+    """The markup of the first chart whose title contains `contains`."""
+    return page.locator(f"svg:has-text('{contains}')").first.inner_html()
+
+
+def test_chapter_0_pipeline_stage_click(server, page):
+    page.goto(server.url + "/chapter/0")
+    wait_for_chapter(page)
+    assert page.locator("text=[1, 51, D=192]").count() >= 1 or page.locator("text=D=").count() >= 1
+    page.locator("text=3 · vectors").first.click()
+    page.wait_for_selector("text=embeddings: [1,", timeout=20_000)
+    assert_clean(page, "chapter 0")
+    shot(page, "chapter0")
+
+
+def test_chapter_1_merge_slider_changes_the_tokens(server, page):
+    page.goto(server.url + "/chapter/1")
+    wait_for_chapter(page, timeout=120)
+    before = page.locator("text=/^Merge \\d+:/").first.inner_text()
+    slider = page.locator("[role=slider]").nth(2)  # vocabulary, corpus size, merges applied
+    slider.focus()
+    for _ in range(5):
+        slider.press("ArrowRight")
+    page.wait_for_function("(b) => !document.body.innerText.includes(b) || true", arg=before)
+    page.wait_for_timeout(1500)
+    after = page.locator("text=/^Merge \\d+:/").first.inner_text()
+    assert before != after, "moving the merge slider did not change the shown merge"
+    assert_clean(page, "chapter 1")
+    shot(page, "chapter1")
+
+
+def test_chapter_8_temperature_slider_redraws_the_distribution(server, page):
+    page.goto(server.url + "/chapter/8")
+    wait_for_chapter(page)
+    title = "next token:"
+    before = svg_text(page, title)
+    slider = page.locator("[role=slider]").first  # temperature
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowLeft")
+    deadline = time.time() + 20
+    while time.time() < deadline and svg_text(page, title) == before:
+        page.wait_for_timeout(100)
+    assert svg_text(page, title) != before, "the distribution did not change with the temperature"
+    assert_clean(page, "chapter 8")
+    shot(page, "chapter8")
+
+
+def test_quiz_progress_survives_a_server_restart(data_dir, browser):
+    first = Server(data_dir).start()
+    try:
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.goto(first.url + "/chapter/8")
+        wait_for_chapter(pg)
+        pg.locator("text=Exactly the same text").first.click()
+        pg.wait_for_selector("text=Right.", timeout=20_000)
+        context.close()
+    finally:
+        first.stop()
+    second = Server(data_dir).start()
+    try:
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.goto(second.url + "/")
+        row = pg.locator("li", has_text="From logits to words")
+        assert "quiz 1/1" in row.inner_text()
+        pg.goto(second.url + "/chapter/8")
+        wait_for_chapter(pg)
+        pg.wait_for_selector("text=Right.", timeout=20_000)  # the saved answer is restored
+        context.close()
+    finally:
+        second.stop()
