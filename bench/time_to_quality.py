@@ -34,13 +34,16 @@ def read(path: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, help="an existing run's metrics.jsonl (skip training)")
+    parser.add_argument("--metrics", type=Path, nargs="*", help="existing runs' metrics.jsonl (skip training)")
     parser.add_argument("--anchor", action="store_true", help="also train nanoGPT's CPU recipe for 10 minutes")
     parser.add_argument("--plot", type=Path, default=Path("out/time_to_quality.png"))
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp())
-    curves = {"glassformer course preset": read(args.metrics or run("course", tmp / "course", []))}
+    if args.metrics:
+        curves = {f"glassformer {m.parent.name}": read(m) for m in args.metrics}
+    else:
+        curves = {"glassformer course preset": read(run("course", tmp / "course", []))}
     if args.anchor:
         curves["nanoGPT CPU recipe (measured here)"] = read(run("nanogpt-cpu", tmp / "anchor",
                                                                 ["--time-limit", "600", "--dtype", "fp32"]))
@@ -51,6 +54,9 @@ def main() -> None:
                 print(f"  {r['at'] / 60:4.1f} min (step {r['step']}): val {r['full_val_loss']:.4f} on the whole val split")
         final = [r for r in rows if "val_loss" in r][-1]
         print(f"  end {final['elapsed'] / 60:4.1f} min (step {final['step']}): val {final['val_loss']:.4f} (20-batch estimate)")
+        summary = [r for r in rows if "final_val_loss" in r]
+        if summary:
+            print(f"  final model: val {summary[-1]['final_val_loss']:.4f} on the whole val split")
     print("nanoGPT CPU anchor (quoted): " + ", ".join(f"{s / 60:.1f} min -> {v}" for s, v in ANCHOR))
 
     try:

@@ -412,6 +412,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
                 "corpus": "tinyshakespeare" if corpus is None else str(corpus), **summary,
                 "val_loss_note": "mean cross-entropy (nats/char) over the whole validation split (last 10%)"}
         save_model_folder(model, tokenizer, out, card=card)
+        log({"step": step, **summary})
     if world > 1:
         torch.distributed.barrier()
     return summary
