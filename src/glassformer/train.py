@@ -90,9 +90,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                                batch_size=12, max_steps=16_000, lr=1e-3, min_lr=1e-4, warmup_steps=100,
                                dtype="fp32", eval_interval=500, eval_batches=20),
     # The shipped course model: about 10 minutes on 2 CPU cores.
-    # d=192, 4 layers, 6 heads, context 128 (1.8M parameters), residual dropout 0.1, bf16 autocast: ~13 steps/s
-    # here, so ~10 minutes. Chosen by 200-second trials on this machine: this shape reached val 1.53
-    # in 200 s (nanoGPT's CPU recipe: ~1.69 after 3 minutes); 6 layers learned less per second.
+    # d=192, 4 layers, 6 heads, context 128, RoPE (1.8M parameters), residual dropout 0.1, bf16 autocast:
+    # ~12 steps/s here, so ~10 minutes. Shape chosen by 200-second trials on this machine (it reached
+    # val 1.53 in 200 s; nanoGPT's CPU recipe ~1.69 after 3 minutes); 6 layers learned less per second.
     "course": TrainConfig(model=preset("course"), batch_size=16, max_steps=7500, lr=2e-3, min_lr=1e-4,
                           warmup_steps=100, eval_interval=500, eval_batches=20, checkpoint_interval=500),
 }
@@ -456,16 +456,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("min_lr", float), ("warmup_steps", int), ("weight_decay", float), ("grad_clip", float),
                        ("eval_interval", int), ("checkpoint_interval", int), ("log_interval", int), ("seed", int),
                        ("n_layers", int), ("n_heads", int), ("n_kv_heads", int), ("d_model", int),
-                       ("n_ctx", int), ("dropout", float)]:
+                       ("n_ctx", int), ("d_mlp", int), ("dropout", float), ("attn_dropout", float)]:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default=None)
     parser.add_argument("--position", choices=["learned", "sinusoidal", "rope", "alibi", "none"], default=None)
     parser.add_argument("--norm", choices=["layernorm", "rmsnorm"], default=None)
+    parser.add_argument("--mlp", choices=["gelu", "gelu_tanh", "swiglu"], default=None)
 
 
 OVERRIDES = ("max_steps", "batch_size", "grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip",
              "eval_interval", "checkpoint_interval", "log_interval", "seed", "n_layers", "n_heads", "n_kv_heads", "d_model",
-             "n_ctx", "dropout", "dtype", "position", "norm")
+             "n_ctx", "d_mlp", "dropout", "attn_dropout", "dtype", "position", "norm", "mlp")
 
 
 def run(args: argparse.Namespace) -> int:

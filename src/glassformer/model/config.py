@@ -119,8 +119,9 @@ PRESETS: dict[str, ModelConfig] = {
     # The course model: character-level GPT sized for a 2-core CPU (1.8M parameters). Dropout on
     # the residual only: on this CPU dropout on the attention weights as well cost 41% of the
     # training speed (34k -> 20k tokens/s), residual-only 20% (27k).
+    # RoPE rather than learned positions: 1.4725 vs 1.4887 val after the same 7500 steps (~10 min).
     "course": ModelConfig(family="course", vocab_size=65, n_ctx=128, d_model=192, n_layers=4,
-                          n_heads=6, position="learned", dropout=0.1, attn_dropout=0.0),
+                          n_heads=6, position="rope", dropout=0.1, attn_dropout=0.0),
     # A tiny model for tests and quick experiments.
     "tiny": ModelConfig(family="course", vocab_size=65, n_ctx=64, d_model=64, n_layers=2,
                         n_heads=4, position="learned"),

@@ -92,14 +92,15 @@ def _(mo):
 
 
 @app.cell
-def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer):
+def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
     cfg = model.config
     T = ids.shape[1]
     _top = int(probs.argmax())
     shapes = [
         ("text", "your string", f"{len(prepared.strip)} characters", "—"),
         ("tokens", "ids", f"[B={1}, T={T}]", "input to model(ids)"),
-        ("vectors", "embed.tok + embed.pos", f"[1, {T}, D={cfg.d_model}]", "embed.tok, embed.pos"),
+        ("vectors", "embed.tok + embed.pos" if "embed.pos" in trace else "embed.tok (positions: RoPE, inside attention)",
+         f"[1, {T}, D={cfg.d_model}]", "embed.tok, embed.pos" if "embed.pos" in trace else "embed.tok"),
         ("blocks", f"{cfg.n_layers} × Transformer block", f"[1, {T}, {cfg.d_model}] → [1, {T}, {cfg.d_model}]",
          "blocks.{i}.resid_post"),
         ("logits", "final_norm → unembed", f"[1, {T}, V={cfg.vocab_size}]", "logits"),
@@ -134,7 +135,9 @@ def _(T, TokenStrip, attention_heatmap, cfg, ids, matrix_heatmap, mo, prepared, 
         _x = (trace["embed.tok"] + trace.get("embed.pos", 0))[0, :, :48].numpy()
         _out = mo.vstack([
             mo.md(f"Each id selects one row of a learned table: a vector of **D = {cfg.d_model}** numbers "
-                  f"(first 48 shown). Position information is added to it. From here on, a token *is* its vector."),
+                  f"(first 48 shown). " + ("A vector for its position is added to it. " if "embed.pos" in trace else
+                  "Where it stands is told later, inside attention, by rotating queries and keys (RoPE, chapter 3). ")
+                  + "From here on, a token *is* its vector."),
             matrix_heatmap(_x, _labels, [str(d) for d in range(_x.shape[1])], row_title="token", col_title="dimension",
                            scheme="redblue", cell=14, title=f"embeddings: [1, {T}, {cfg.d_model}] (48 dims shown)")])
     elif _key == "blocks":

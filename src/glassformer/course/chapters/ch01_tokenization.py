@@ -122,10 +122,11 @@ def _(BPETokenizer, corpus, mo, time, train_chars, vocab_size):
 
 @app.cell
 def _(bpe, mo):
-    _first = "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | {m.count:,} |"
-                       for m in bpe.merges[:12])
-    _last = "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | {m.count:,} |"
-                      for m in bpe.merges[-6:])
+    def _rows(merges):
+        return "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | "
+                         f"{m.count:,} |" for m in merges)
+
+    _first, _last = _rows(bpe.merges[:12]), _rows(bpe.merges[-6:])
     mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare); the last ones are whole words.
 
 | id | pair merged | new token | count when merged |
