@@ -221,25 +221,32 @@ def _(mo):
 
 
 @app.cell
-def _(beams, gen, length, loaded, mo, prepared, seed, settings, tokenizer, torch):
+def _(beams, gen, length, loaded, mo, prepared, tokenizer, torch):
     def mean_logprob(prompt: list[int], new: list[int]) -> float:
         with torch.no_grad():
             logp = loaded.model(torch.tensor([prompt + new])).float().log_softmax(-1)[0]
         return sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(new)) / max(1, len(new))
 
-    _n = length.value
-    _prompt = prepared.ids[-(loaded.model.config.n_ctx - _n):]
-    _greedy = gen.generate(loaded.model, _prompt, _n, temperature=0)[len(_prompt):].tolist()
-    _sampled = gen.generate(loaded.model, _prompt, _n, seed=int(seed.value), **settings())[len(_prompt):].tolist()
-    _beam = gen.beam_search(loaded.model, _prompt, _n, num_beams=beams.value, eos_id=tokenizer.eos_id,
-                            length_penalty=1.0)[0].tokens
-
-    def _card(title, new):
+    def decoding_card(title: str, prompt: list[int], new: list[int]) -> mo.Html:
         text = tokenizer.decode(new).replace("`", "'")
-        return mo.md(f"**{title}** &nbsp; mean log-prob {mean_logprob(_prompt, new):.3f}\n\n```text\n{text}\n```")
+        return mo.md(f"**{title}** &nbsp; mean log-prob {mean_logprob(prompt, new):.3f}\n\n```text\n{text}\n```")
 
-    mo.hstack([_card("greedy", _greedy), _card(f"sampling (seed {seed.value})", _sampled),
-               _card(f"beam search ({beams.value} beams)", _beam)], widths="equal", gap=1)
+    # Greedy and beam search do not depend on the sampling knobs, so moving those sliders leaves
+    # this cell alone (only the sampling column below re-runs).
+    comparison_prompt = prepared.ids[-(loaded.model.config.n_ctx - length.value):]
+    _greedy = gen.generate(loaded.model, comparison_prompt, length.value, temperature=0)[len(comparison_prompt):]
+    _beam = gen.beam_search(loaded.model, comparison_prompt, length.value, num_beams=beams.value,
+                            eos_id=tokenizer.eos_id, length_penalty=1.0)[0].tokens
+    deterministic_cards = [decoding_card("greedy", comparison_prompt, _greedy.tolist()),
+                           decoding_card(f"beam search ({beams.value} beams)", comparison_prompt, _beam)]
+    return comparison_prompt, decoding_card, deterministic_cards
+
+
+@app.cell
+def _(comparison_prompt, decoding_card, deterministic_cards, gen, length, loaded, mo, seed, settings):
+    _sampled = gen.generate(loaded.model, comparison_prompt, length.value, seed=int(seed.value), **settings())
+    _card = decoding_card(f"sampling (seed {seed.value})", comparison_prompt, _sampled[len(comparison_prompt):].tolist())
+    mo.hstack([deterministic_cards[0], _card, deterministic_cards[1]], widths="equal", gap=1)
     return
 
 
