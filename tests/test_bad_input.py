@@ -46,9 +46,15 @@ def test_prompt_longer_than_the_context(model):
 
 
 def test_truncate_slides_the_window_when_asked(model):
-    out = generate(model, list(range(1, 61)) * 2, 100, temperature=0, truncate=True)
-    assert out.shape[0] > 100  # kept the prompt's end, then generated all 100 tokens
-    assert out[-100:].max() < 65
+    prompt = list(range(1, 61)) * 2                       # 120 tokens, context 64
+    out = generate(model, prompt, 100, temperature=0, truncate=True)
+    assert len(out) == 120 + 100 and out[:120].tolist() == prompt
+    # The model saw only the prompt's last n_ctx/2 = 32 tokens:
+    from_end = generate(model, prompt[-32:], 100, temperature=0, truncate=True)
+    assert out[120:].tolist() == from_end[32:].tolist()
+    # With few new tokens, it keeps as much as fits: 64 - 10 = 54.
+    short = generate(model, prompt, 10, temperature=0, truncate=True)
+    assert short[120:].tolist() == generate(model, prompt[-54:], 10, temperature=0)[54:].tolist()
 
 
 def test_missing_tensor_names_the_key(tmp_path):

@@ -48,7 +48,10 @@ def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bo
         raise ValueError(f"prompt of {T} tokens + {max_new_tokens} new tokens exceeds the model's context of "
                          f"{n_ctx}; shorten the prompt, ask for fewer tokens, or pass truncate=True "
                          f"(keeps the prompt's last tokens and slides the window while generating)")
-    return ids[:, -max(1, n_ctx - max_new_tokens):] if T >= n_ctx else ids
+    if T < n_ctx:
+        return ids  # fits now; the window slides once generation reaches the context
+    # Keep as much of the prompt's end as leaves room for some new tokens before the first slide.
+    return ids[:, -(n_ctx - min(max_new_tokens, n_ctx // 2)):]
 
 
 @torch.inference_mode()
