@@ -75,7 +75,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from glassformer.model import build_model, preset
-    from glassformer.train import make_optimizer  # noqa: F401  (the trainer's own optimizer grouping)
 
     cfg = preset("tiny", n_ctx=64, d_model=128, n_layers=4, n_heads=4, vocab_size=65)
     gen = torch.Generator().manual_seed(0)
