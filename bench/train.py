@@ -3,7 +3,7 @@
 Same config for both (nanoGPT's CPU recipe: 4 layers, 4 heads, d=128, context 64, batch 12,
 vocab 65), same optimizer (AdamW), measured in this one run, fp32 and bf16 autocast.
 
-    python bench/train.py [--steps 60]
+    python bench/train.py [--steps 60] [--compile]
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def tokens_per_second(model, batch, steps: int, bf16: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
     args = parser.parse_args()
 
     from glassformer.model import build_model, preset
@@ -92,6 +93,11 @@ def main() -> None:
         base_fp32 = base_fp32 or b
         print(f"{'bf16' if bf16 else 'fp32':6s} {a:18,.0f} {b:18,.0f} {a / b:12.2f}x")
     print(f"glassformer bf16 vs minimal fp32: {a / base_fp32:.2f}x (target >= 1.5x)")
+    if args.compile:  # what `glassformer train --compile` does: the same step, torch.compile'd
+        torch.manual_seed(0)
+        fused = tokens_per_second(torch.compile(build_model(cfg).train()), batch, args.steps, True)
+        print(f"glassformer bf16 + torch.compile: {fused:,.0f} tok/s = {fused / a:.2f}x eager bf16, "
+              f"{fused / base_fp32:.2f}x minimal fp32")
 
 
 if __name__ == "__main__":

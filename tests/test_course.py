@@ -64,3 +64,62 @@ def test_home_page_marks_unbuilt_chapters_as_coming():
     page = home_page()
     assert page.count("coming</span>") == len(catalog.CHAPTERS) - len(BUILT)
     assert 'href="/chapter/8/"' in page and 'href="/chapter/5/"' not in page
+
+
+@pytest.fixture
+def cached_gpt2(tmp_path, monkeypatch):
+    """A tiny random GPT-2 with a byte-level BPE tokenizer, laid out in a Hugging Face cache
+    under the hub id "gpt2", so the picker's GPT-2 path runs offline."""
+    from hf_models import save_gpt2
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(["To be, or not to be: that is the question.\n"] * 50 +
+                                  ["Whether 'tis nobler in the mind to suffer"] * 50, trainer)
+    snapshot = tmp_path / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
+    save_gpt2(snapshot, vocab_size=tokenizer.get_vocab_size(), n_positions=64)
+    tokenizer.save(str(snapshot / "tokenizer.json"))
+    (tmp_path / "hub" / "models--gpt2" / "refs").mkdir()
+    (tmp_path / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_a_cached_hub_model_is_offered_and_loads_offline(cached_gpt2):
+    from glassformer.course.common import load_chosen, prepare
+    from glassformer.models import available_models
+
+    entries = {e.name: e for e in available_models()}
+    assert entries["gpt2"].available and "cache" in entries["gpt2"].description
+    assert not entries["qwen3-0.6b"].available and "offline" in entries["qwen3-0.6b"].reason
+    loaded, problem = load_chosen("gpt2")
+    assert problem is None and loaded.name == "gpt2" and not loaded.is_char_level
+    for text in ["", "To be 🙂 中文 \x00", "be " * 500]:
+        prepared = prepare(loaded, text)
+        assert 1 <= len(prepared.ids) <= loaded.model.config.n_ctx
+        assert loaded.tokenizer.decode(prepared.ids)  # real tokens, not placeholders
+    assert prepare(loaded, "be " * 500).notices  # truncated, and the page says so
+    from glassformer.models import hub_tokenizer  # chapter 1's third column: the tokenizer file alone
+
+    text = "To be, or not to be 🙂"
+    assert hub_tokenizer("gpt2").encode(text) == loaded.tokenizer.encode(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", BUILT, ids=[c.key for c in BUILT])
+def test_chapter_runs_on_a_bpe_model(chapter, cached_gpt2):
+    """The chapters' BPE-model paths (multi-byte tokens, a 64-token context) run without an error."""
+    store.set_setting("model", "gpt2")
+    path = catalog.CHAPTER_DIR / chapter.module
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "could not load" not in result.stderr, result.stderr[-3000:]  # no silent fall back to `course`

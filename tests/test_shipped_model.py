@@ -8,7 +8,7 @@ import torch
 from glassformer.data import TINYSHAKESPEARE_SHA256
 from glassformer.generate import generate
 from glassformer.models import COURSE_MODEL_DIR, load_model
-from glassformer.train import TrainConfig, validation_loss
+from glassformer.train import TRAIN_PRESETS, TrainConfig, validation_loss
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,8 @@ def test_card_describes_how_it_was_made(course):
     card = course.card
     assert card["data_sha256"] == TINYSHAKESPEARE_SHA256
     assert card["preset_config"]["model"] == course.model.config.to_dict()
+    # made by `glassformer train --preset course` exactly as the preset stands in this version
+    assert TrainConfig.from_dict(card["preset_config"]) == TRAIN_PRESETS["course"]
     for key in ("steps", "wall_time_s", "final_train_loss", "final_val_loss"):
         assert key in card
     assert card["final_val_loss"] <= 1.50

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -44,8 +45,9 @@ def test_loss_falls_on_the_tiny_preset_with_bf16(tmp_path):
     assert tok.vocab_size == 65 and model.config.vocab_size == 65
 
 
-def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path):
-    cfg = train_preset("tiny", **FAST)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, optimizer):
+    cfg = train_preset("tiny", optimizer=optimizer, **FAST)
     straight = tmp_path / "straight"
     train(cfg, straight, progress=False)
 
@@ -63,6 +65,35 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path):
     assert losses(broken) == losses(straight)
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(broken / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = load_file(str(broken / "checkpoint.safetensors"))  # the optimizer's moments were kept too
+    expected = "momentum_buffer" if optimizer == "muon" else "exp_avg_sq"
+    assert any(k.endswith(expected) for k in saved)
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_loss_curve(tmp_path):
+    cfg = train_preset("tiny", dropout=0.0, **FAST)  # compiled dropout draws other masks
+    train(cfg, tmp_path / "eager", progress=False)
+    train(dataclasses.replace(cfg, compile=True), tmp_path / "compiled", progress=False)
+    eager = [r["train_loss"] for r in metrics(tmp_path / "eager") if "train_loss" in r]
+    fused = [r["train_loss"] for r in metrics(tmp_path / "compiled") if "train_loss" in r]
+    assert len(eager) == len(fused) >= 3
+    # Same batches and weights; only the kernels' rounding differs (bf16 autocast).
+    assert max(abs(a - b) for a, b in zip(eager, fused)) <= 0.05, (eager, fused)
+    assert fused[-1] < fused[0] - 0.5
+
+
+def test_training_falls_back_to_eager_when_compiling_fails(tmp_path, monkeypatch, capsys):
+    def broken_compile(model, **kwargs):
+        def fails(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    cfg = dataclasses.replace(train_preset("tiny", **FAST), compile=True)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert "torch.compile is unavailable here" in capsys.readouterr().err
+    assert summary["steps"] == cfg.max_steps and summary["final_val_loss"] < 4.0
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -82,6 +82,23 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
+@lru_cache(maxsize=2)
+def hub_tokenizer(name: str = "gpt2"):
+    """Only the tokenizer of a hub model: one file of a megabyte or two, not the weights."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from glassformer.tokenizers.pretrained import PretrainedTokenizer
+
+    repo = HUB_MODELS[name]
+    path = try_to_load_from_cache(repo, "tokenizer.json")
+    if not isinstance(path, str):
+        if not hub_reachable():
+            raise RuntimeError(f"{repo}'s tokenizer is not in the local Hugging Face cache "
+                               "and the hub is unreachable (offline)")
+        path = hf_hub_download(repo, "tokenizer.json", etag_timeout=5)
+    return PretrainedTokenizer(path)
+
+
 def available_models() -> list[ModelEntry]:
     """Every model the picker can offer, with whether it can be loaded right now and why not."""
     entries = [ModelEntry("course", "character-level GPT trained on TinyShakespeare (shipped)",

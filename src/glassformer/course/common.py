@@ -3,12 +3,15 @@ picker, the learner's text box, and turning any text into ids the model can take
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import marimo as mo
 
 from glassformer.course import catalog, store
 from glassformer.course.widgets.tokens import PALETTE, token_label
+
+log = logging.getLogger("glassformer.course")
 
 DEFAULT_TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?"
 
@@ -63,6 +66,7 @@ def load_chosen(name: str):
     try:
         return load_model(name), None
     except Exception as exc:  # shown to the learner, never a traceback
+        log.warning("could not load model %r (%s); using the course model", name, exc)
         fallback = load_model("course")
         return fallback, f"Could not load **{name}** ({exc}). Showing the course model instead."
 

@@ -145,10 +145,11 @@ class DecoderLM(nn.Module):
             raise ValueError(f"ids must have shape (B, T) or (T,), got {tuple(ids.shape)}")
         if ids.shape[1] == 0:
             raise ValueError("empty input: ids has no tokens (T = 0)")
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
+        if not torch.compiler.is_compiling():  # reading values out would split a compiled graph
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
         if self.config.position == "learned" and start + ids.shape[1] > self.config.n_ctx:
             raise ValueError(f"sequence of {start + ids.shape[1]} positions is longer than the model's "
                              f"context of {self.config.n_ctx} (learned positions stop there); "

@@ -210,12 +210,10 @@ def _(BPETokenizer, TokenStrip, bpe, common, mo, text, token_rows):
         _rows.append(("your BPE", 0, []))
     _pretrained_note = ""
     try:
-        from glassformer.models import hub_cached
-        if not hub_cached("gpt2"):
-            raise RuntimeError("GPT-2's tokenizer is not downloaded (offline)")
-        _gpt2 = load_model("gpt2").tokenizer
+        from glassformer.models import hub_tokenizer
+        _gpt2 = hub_tokenizer("gpt2")
         _ids = _gpt2.encode(_sample)
-        _rows.append(("GPT-2 (50,257 tokens)", len(_ids), token_rows(_gpt2, _ids)))
+        _rows.append((f"GPT-2 ({_gpt2.vocab_size:,} tokens)", len(_ids), token_rows(_gpt2, _ids)))
     except Exception as _exc:
         _pretrained_note = f"*GPT-2's tokenizer: unavailable here ({_exc}). It appears once downloaded.*"
     _parts = []
