@@ -59,11 +59,11 @@ def trained_runs() -> list[Path]:
     return found
 
 
-def hub_cached(repo_id: str) -> bool:
+def hub_cached(repo_id: str, filename: str = "config.json") -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
     except Exception:
         return False
 
@@ -85,18 +85,14 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 @lru_cache(maxsize=2)
 def hub_tokenizer(name: str = "gpt2"):
     """Only the tokenizer of a hub model: one file of a megabyte or two, not the weights."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
+    from glassformer.pretrained import resolve
     from glassformer.tokenizers.pretrained import PretrainedTokenizer
 
     repo = HUB_MODELS[name]
-    path = try_to_load_from_cache(repo, "tokenizer.json")
-    if not isinstance(path, str):
-        if not hub_reachable():
-            raise RuntimeError(f"{repo}'s tokenizer is not in the local Hugging Face cache "
-                               "and the hub is unreachable (offline)")
-        path = hf_hub_download(repo, "tokenizer.json", etag_timeout=5)
-    return PretrainedTokenizer(path)
+    if not hub_cached(repo, "tokenizer.json") and not hub_reachable():  # fail at once, not after a timeout
+        raise RuntimeError(f"{repo}'s tokenizer is not in the local Hugging Face cache "
+                           "and the hub is unreachable (offline)")
+    return PretrainedTokenizer(resolve(repo, patterns=("tokenizer.json",)) / "tokenizer.json")
 
 
 def available_models() -> list[ModelEntry]:

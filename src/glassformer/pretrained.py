@@ -213,8 +213,13 @@ def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def resolve(path_or_id: str | os.PathLike) -> Path:
-    """A local folder as is; a hub id ("gpt2", "Qwen/Qwen3-0.6B") from the cache or the hub."""
+CHECKPOINT_FILES = ("config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
+                    "tokenizer.json", "tokenizer_config.json")
+
+
+def resolve(path_or_id: str | os.PathLike, patterns: tuple[str, ...] = CHECKPOINT_FILES) -> Path:
+    """A local folder as is; a hub id ("gpt2", "Qwen/Qwen3-0.6B") from the cache or the hub,
+    fetching only the files matching `patterns`."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         return path
@@ -225,8 +230,7 @@ def resolve(path_or_id: str | os.PathLike) -> Path:
         raise CheckpointError(f"{repo_id!r} is neither a folder nor a Hugging Face hub id")
     from huggingface_hub import snapshot_download
 
-    patterns = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
-                "tokenizer.json", "tokenizer_config.json"]
+    patterns = list(patterns)
     try:  # the local cache first, so that a model downloaded once works offline
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
     except Exception:

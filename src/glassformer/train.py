@@ -37,6 +37,10 @@ from glassformer.checkpoint import atomic_write, load_weights, save_model_folder
 from glassformer.data import load_text, random_batch, sequential_batches, train_val_split
 from glassformer.generate import generate
 from glassformer.model import DecoderLM, ModelConfig, build_model, preset
+from glassformer.model.config import MLPS, NORMS, POSITIONS
+
+OPTIMIZERS = ("adamw", "muon")
+DTYPES = ("bf16", "fp32")
 from glassformer.tokenizers.char import CharTokenizer
 
 
@@ -65,9 +69,9 @@ class TrainConfig:
     seed: int = 1337
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "muon"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-        if self.dtype not in ("bf16", "fp32"):
+        if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be 'bf16' or 'fp32', got {self.dtype!r}")
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "checkpoint_interval", "log_interval"):
             if getattr(self, name) < 1:
@@ -517,22 +521,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("n_layers", int), ("n_heads", int), ("n_kv_heads", int), ("d_model", int),
                        ("n_ctx", int), ("d_mlp", int), ("dropout", float), ("attn_dropout", float)]:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
-    parser.add_argument("--dtype", choices=["bf16", "fp32"], default=None)
-    parser.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
-    parser.add_argument("--position", choices=["learned", "sinusoidal", "rope", "alibi", "none"], default=None)
-    parser.add_argument("--norm", choices=["layernorm", "rmsnorm"], default=None)
-    parser.add_argument("--mlp", choices=["gelu", "gelu_tanh", "swiglu"], default=None)
+    for name, choices in [("dtype", DTYPES), ("optimizer", OPTIMIZERS), ("position", POSITIONS), ("norm", NORMS),
+                          ("mlp", MLPS)]:
+        parser.add_argument("--" + name, choices=choices, default=None)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the training step (faster after a ~30 s compile; needs a C++ compiler)")
+                        help="torch.compile the training step (faster after a 20-30 s compile; needs a C++ compiler)")
 
 
-OVERRIDES = ("max_steps", "batch_size", "grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip",
-             "eval_interval", "checkpoint_interval", "log_interval", "seed", "n_layers", "n_heads", "n_kv_heads", "d_model",
-             "n_ctx", "d_mlp", "dropout", "attn_dropout", "dtype", "optimizer", "position", "norm", "mlp", "compile")
+# Every flag above whose name is a TrainConfig or ModelConfig field overrides that field of the preset.
+OVERRIDES = {f.name for f in dataclasses.fields(TrainConfig) + dataclasses.fields(ModelConfig)} - {"model"}
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in OVERRIDES and v is not None}
     cfg = train_preset(args.preset, **overrides)
     out = Path(args.out or f"runs/{args.preset}")
     if not args.resume and (out / "checkpoint.safetensors").exists():
