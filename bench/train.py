@@ -13,39 +13,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-
-class MinimalBlock(nn.Module):
-    def __init__(self, d: int, h: int) -> None:
-        super().__init__()
-        self.h = h
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.fc, self.fc_out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(D, dim=-1)
-        q, k, v = (t.view(B, T, self.h, D // self.h).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
-        return x + self.fc_out(F.gelu(self.fc(self.ln2(x))))
-
-
-class MinimalGPT(nn.Module):
-    """The reference: a GPT written as briefly as plain PyTorch allows."""
-
-    def __init__(self, vocab: int, ctx: int, d: int, layers: int, heads: int) -> None:
-        super().__init__()
-        self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
-        self.blocks = nn.Sequential(*[MinimalBlock(d, heads) for _ in range(layers)])
-        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
-        self.head.weight = self.tok.weight
-
-    def forward(self, idx):
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
-        return self.head(self.ln(self.blocks(x)))
+from reference_gpt import MinimalGPT  # bench/ is on sys.path when run as a script
 
 
 def tokens_per_second(model, batch, steps: int, bf16: bool) -> float:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from glassformer.checkpoint import atomic_write, load_model_folder
+from glassformer.checkpoint import CheckpointError, atomic_write, load_model_folder
 from glassformer.data import CorpusError, load_text, tinyshakespeare_path
 from glassformer.train import TrainConfig, lr_at, train, train_preset
 
@@ -33,9 +33,9 @@ def test_learning_rate_schedule_by_hand():
     assert max(abs(a - b) for a, b in zip(got, expected)) <= 1e-12
 
 
-def test_loss_falls_on_the_tiny_preset_with_bf16(tmp_path):
+def test_loss_falls_on_the_tiny_preset_in_the_precision_this_cpu_chooses(tmp_path):
     cfg = train_preset("tiny", max_steps=150, eval_interval=150, checkpoint_interval=150)
-    assert cfg.dtype == "bf16"
+    assert cfg.dtype == "auto"
     summary = train(cfg, tmp_path, progress=False)
     rows = [r for r in metrics(tmp_path) if "train_loss" in r]
     first, last = rows[0]["train_loss"], summary["final_val_loss"]
@@ -72,9 +72,11 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, optimizer):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_follows_the_eager_loss_curve(tmp_path, capsys):
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        if os.environ.get("CI") == "true":  # CI must exercise the compiled path
+            pytest.fail("no C compiler: torch.compile on CPU needs one (apt-get install gcc g++)", pytrace=False)
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
     cfg = train_preset("tiny", dropout=0.0, **FAST)  # compiled dropout draws other masks
     train(cfg, tmp_path / "eager", progress=False)
     train(dataclasses.replace(cfg, compile=True), tmp_path / "compiled", progress=False)
@@ -119,7 +121,7 @@ def test_a_truncated_checkpoint_is_refused_not_loaded(tmp_path):
     train(cfg, tmp_path, progress=False)
     ckpt = tmp_path / "checkpoint.safetensors"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
-    with pytest.raises(RuntimeError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         train(cfg, tmp_path, progress=False, resume=True)
 
 

@@ -6,10 +6,12 @@ A model folder (what `glassformer train` writes and `--model PATH` reads):
     model.safetensors  the weights, under glassformer's own parameter names
     tokenizer.json     the tokenizer (character or byte-level BPE)
     card.json          how the model was made: recipe, data checksum, steps, losses
-    checkpoint.safetensors   training state for --resume (weights, AdamW moments, RNG states)
+    checkpoint.safetensors   training state for --resume (weights, optimizer moments by parameter
+                             name, RNG states, the recipe and the corpus checksum)
 
-Every file is written to a temporary name and then renamed over the old one, so a crash
-mid-write leaves the previous complete file in place, never half a file.
+Every file is written to a temporary name, flushed to the disk (fsync), and then renamed over
+the old one, so a crash or a power cut mid-write leaves the previous complete file in place,
+never half a file or an empty one.
 """
 
 from __future__ import annotations
@@ -28,8 +30,27 @@ from glassformer.model import DecoderLM, ModelConfig, build_model
 FORMAT_VERSION = 1
 
 
+class CheckpointError(ValueError):
+    """Weights or training state that cannot be used: unreadable, the wrong shapes, or (for
+    --resume) made by another recipe or corpus. The message says what differs."""
+
+
+def _fsync(path: str | Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename tmp_path to path (atomic on POSIX filesystems)."""
+    """Call write(tmp_path), fsync it, rename it to path, fsync the folder.
+
+    The rename is atomic on POSIX filesystems; the two fsyncs make it durable: without the
+    first, a power cut can leave the new name pointing at a file whose bytes never reached
+    the disk (an empty checkpoint); without the second, the rename itself may be lost.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -38,7 +59,9 @@ def atomic_write(path: Path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -122,3 +145,57 @@ def load_model_folder(folder: str | Path, weights_file: str = "model.safetensors
     card_file = folder / "card.json"
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     return model, load_tokenizer(folder / "tokenizer.json"), card
+
+
+# --- training state (--resume) ---------------------------------------------------------------
+
+def save_training_state(path: Path, model: DecoderLM, optimizer, rng: dict[str, torch.Tensor],
+                        meta: dict) -> None:
+    """Weights, every optimizer state tensor under its parameter's name, RNG states, and `meta`
+    (step, wall time, the recipe, the corpus checksum...: strings-to-JSON, checked on resume)."""
+    names = {p: n for n, p in model.named_parameters()}
+    tensors = {f"model.{k}": v for k, v in weights_of(model).items()}
+    for name, state in optimizer.named_state(names):
+        for key, value in state.items():  # AdamW: step, exp_avg, exp_avg_sq; Muon: momentum_buffer
+            value = torch.as_tensor(value).detach()
+            tensors[f"optim.{name}.{key}"] = value.clone().reshape(-1) if key == "step" else value.contiguous()
+    tensors.update({f"rng.{k}": v for k, v in rng.items()})
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={k: json.dumps(v) for k, v in meta.items()}))
+
+
+def read_training_meta(path: Path) -> dict:
+    """The checkpoint's metadata, without loading its tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            raw = f.metadata() or {}
+        return {k: json.loads(v) for k, v in raw.items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
+
+
+def load_training_state(path: Path, model: DecoderLM, optimizer) -> dict[str, torch.Tensor]:
+    """Put the checkpoint's weights and optimizer state into model and optimizer; return its RNG states.
+
+    Optimizer state is matched by parameter name and optimizer kind, never by position, so a
+    checkpoint made with another optimizer or model shape is refused, naming what differs."""
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
+    try:
+        load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+    except ValueError as exc:
+        raise CheckpointError(f"cannot resume: {exc}") from None
+    names = {p: n for n, p in model.named_parameters()}
+    expected = dict(optimizer.named_state(names))
+    saved = {k[len("optim."):].rsplit(".", 1)[0] for k in tensors if k.startswith("optim.")}
+    if saved - set(expected):
+        raise CheckpointError(f"cannot resume: the checkpoint holds optimizer state for {sorted(saved - set(expected))[:3]}, "
+                              f"which this run's optimizer does not have (another optimizer or model?)")
+    for name, state in expected.items():
+        prefix = f"optim.{name}."
+        state.update({k[len(prefix):]: v.reshape(()).clone() if k.endswith(".step") else v.clone()
+                      for k, v in tensors.items() if k.startswith(prefix)})
+    return {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}

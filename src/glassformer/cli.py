@@ -33,7 +33,9 @@ def encode_prompt(loaded, text: str) -> list[int]:
 
 
 class StreamDecoder:
-    """Turns a growing list of ids into text pieces, holding back a partial UTF-8 character."""
+    """Turns a growing list of ids into text pieces, holding back a partial UTF-8 character
+    until its last byte arrives; flush() gives what is left when the stream ends (an unfinished
+    character as U+FFFD)."""
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer, self.ids, self.shown = tokenizer, [], 0
@@ -43,6 +45,11 @@ class StreamDecoder:
         text = self.tokenizer.decode(self.ids)
         if text.endswith("\ufffd"):
             return ""  # wait for the rest of the character
+        piece, self.shown = text[self.shown:], len(text)
+        return piece
+
+    def flush(self) -> str:
+        text = self.tokenizer.decode(self.ids)
         piece, self.shown = text[self.shown:], len(text)
         return piece
 
@@ -68,7 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         truncate=True):
         sys.stdout.write(out.push(int(token[0])))
         sys.stdout.flush()
-    sys.stdout.write("\n")
+    sys.stdout.write(out.flush() + "\n")
     return 0
 
 
@@ -84,6 +91,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if len(ids) > n_ctx:
         print(f"note: text is {len(ids)} tokens; tracing its last {n_ctx} (the model's context)", file=sys.stderr)
         ids = ids[-n_ctx:]
+    fits = loaded.model.max_trace_tokens(args.names)
+    if len(ids) > fits:
+        print(f"note: a trace of {len(ids)} tokens would take {loaded.model.trace_bytes(args.names, len(ids)) / 2**30:.1f} "
+              f"GiB of memory; tracing the last {fits} (or pass fewer --names)", file=sys.stderr)
+        ids = ids[-fits:]
     with torch.no_grad():
         logits, trace = loaded.model.run_with_trace(torch.tensor([ids]), names=args.names)
     pieces = [loaded.tokenizer.token_bytes(i).decode("utf-8", errors="replace") for i in ids]
@@ -152,18 +164,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause: bad values, missing or unreadable files, an unknown or unavailable
+    model, a corpus that cannot be had, a checkpoint that cannot be resumed. Anything else (a
+    TypeError or KeyError from our own code, say) is a bug and keeps its traceback."""
+    from glassformer.checkpoint import CheckpointError
     from glassformer.data import CorpusError
 
+    return (ValueError, OSError, CorpusError, CheckpointError)
+
+
+def report_user_errors(command: str, fn) -> int:
+    """Run fn(); a user error becomes one line on stderr and exit status 2; Ctrl-C exits 130."""
     try:
-        return args.fn(args)
-    except (ValueError, KeyError, FileNotFoundError, CorpusError, TypeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"glassformer {args.command}: error: {message}", file=sys.stderr)
+        return fn()
+    except user_errors() as exc:
+        print(f"glassformer {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return report_user_errors(args.command, lambda: args.fn(args))
 
 
 if __name__ == "__main__":

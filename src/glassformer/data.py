@@ -1,17 +1,20 @@
 """Training text: TinyShakespeare (downloaded once, checked, cached) or any UTF-8 file.
 
-TinyShakespeare is 1,115,394 characters of Shakespeare's plays, the corpus of Karpathy's
-char-rnn. It is fetched on first use into the user cache directory and verified against
-its sha256, so every learner trains on exactly the same bytes.
+TinyShakespeare is 1,115,394 characters of Shakespeare's plays (public domain), the corpus
+of Karpathy's char-rnn. It ships inside the package, gzip-compressed (0.43 MB), and is verified
+against its sha256 on every read, so every learner trains on exactly the same bytes, offline.
 
-Where the file comes from, in order:
+Where the text comes from, in order:
     1. the path in $GLASSFORMER_TINYSHAKESPEARE (must have the right checksum);
-    2. <cache dir>/tinyshakespeare.txt (cache dir: $GLASSFORMER_CACHE or the user cache dir);
-    3. a download from TINYSHAKESPEARE_URL into the cache (never when $GLASSFORMER_OFFLINE=1).
+    2. the copy in the package (assets/data/tinyshakespeare.txt.gz);
+    3. <cache dir>/tinyshakespeare.txt (cache dir: $GLASSFORMER_CACHE or the user cache dir);
+    4. a download from TINYSHAKESPEARE_URL into the cache (never when $GLASSFORMER_OFFLINE=1),
+       for an install whose package data was stripped.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tempfile
@@ -22,6 +25,7 @@ import torch
 
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+PACKAGED_TINYSHAKESPEARE = Path(__file__).parent / "assets" / "data" / "tinyshakespeare.txt.gz"
 
 
 class CorpusError(RuntimeError):
@@ -70,12 +74,40 @@ def tinyshakespeare_path(download: bool = True) -> Path:
     return target
 
 
+def packaged_tinyshakespeare() -> bytes | None:
+    """The copy shipped in the package, checked; None when the package has none."""
+    if not PACKAGED_TINYSHAKESPEARE.is_file():
+        return None
+    try:
+        raw = gzip.decompress(PACKAGED_TINYSHAKESPEARE.read_bytes())
+    except (OSError, EOFError) as exc:
+        raise CorpusError(f"the packaged TinyShakespeare {PACKAGED_TINYSHAKESPEARE} is damaged ({exc}); "
+                          "reinstall glassformer") from None
+    if hashlib.sha256(raw).hexdigest() != TINYSHAKESPEARE_SHA256:
+        raise CorpusError(f"the packaged TinyShakespeare {PACKAGED_TINYSHAKESPEARE} fails its sha256 check; "
+                          "reinstall glassformer")
+    return raw
+
+
+def tinyshakespeare_bytes() -> bytes:
+    """TinyShakespeare's bytes, from the first source that has them (see the module docstring)."""
+    if not os.environ.get("GLASSFORMER_TINYSHAKESPEARE"):
+        packaged = packaged_tinyshakespeare()
+        if packaged is not None:
+            return packaged
+    return tinyshakespeare_path().read_bytes()
+
+
 def load_text(corpus: str | Path | None = None) -> tuple[str, str]:
     """(text, sha256 of its bytes); corpus None means TinyShakespeare."""
-    path = tinyshakespeare_path() if corpus is None else Path(corpus)
-    if not path.is_file():
-        raise CorpusError(f"corpus {path} does not exist")
-    raw = path.read_bytes()
+    if corpus is None:
+        raw = tinyshakespeare_bytes()
+        path = Path("TinyShakespeare")
+    else:
+        path = Path(corpus)
+        if not path.is_file():
+            raise CorpusError(f"corpus {path} does not exist")
+        raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

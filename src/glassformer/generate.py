@@ -7,7 +7,10 @@ and again, each time on the text so far plus the token it just chose. Two phases
   and values;
 - decode: feed only the newest token; attention reads the older positions from the cache.
 
-    >>> out = generate(model, [12, 7, 3], max_new_tokens=20, temperature=0.8, seed=0)
+    >>> from glassformer.model import build_model, preset
+    >>> model = build_model(preset("tiny")).eval()
+    >>> generate(model, [12, 7, 3], max_new_tokens=5, temperature=0.8, seed=0).shape
+    torch.Size([8])
 
 `stream()` yields each new token as soon as it is chosen (for printing as it goes);
 `generate()` collects them. `beam_search()` keeps the best few partial sequences instead
@@ -37,6 +40,17 @@ def as_batch(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
     return ids
 
 
+def eos_ids(eos_id: int | Sequence[int] | None) -> list[int]:
+    """End-of-sequence ids as a list: models may have several (Qwen3: <|im_end|> and <|endoftext|>).
+
+        >>> eos_ids(None), eos_ids(2), eos_ids([151645, 151643])
+        ([], [2], [151645, 151643])
+    """
+    if eos_id is None:
+        return []
+    return [int(eos_id)] if isinstance(eos_id, int) else [int(i) for i in eos_id]
+
+
 def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bool) -> torch.Tensor:
     """Check that prompt + new tokens fit the context; with truncate=True keep only the prompt's end."""
     if max_new_tokens < 0:
@@ -57,38 +71,47 @@ def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bo
 @torch.inference_mode()
 def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           min_p: float | None = None, seed: int | None = None, eos_id: int | None = None,
+           min_p: float | None = None, seed: int | None = None, eos_id: int | Sequence[int] | None = None,
            truncate: bool = False, use_cache: bool = True) -> Iterator[torch.Tensor]:
     """Yield the next token of every batch row, (B,), one step at a time.
 
-    temperature=0 is greedy decoding. Rows that produced eos_id keep yielding eos_id;
-    the loop stops early once every row has. With truncate=True a sequence longer than
-    the context slides: the cache is rebuilt from the most recent half-context of tokens.
+    temperature=0 is greedy decoding. A row that produced an end-of-sequence id (eos_id: one id
+    or several) keeps yielding its first eos id; the loop stops once every row has.
+
+    With truncate=True a sequence may grow past the context: when the visible window would
+    exceed n_ctx, it restarts from the most recent half-context of tokens. The rule is the same
+    with and without the KV cache (the cache is rebuilt from that window), so both paths see the
+    same tokens at every step and give the same output.
     """
     n_ctx = model.config.n_ctx
     ids = fit_context(as_batch(ids).to(next(model.parameters()).device), max_new_tokens, n_ctx, truncate)
     generator = make_generator(seed, ids.device)
+    stops = torch.tensor(eos_ids(eos_id), dtype=torch.long, device=ids.device)
     B = ids.shape[0]
     finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
     context = ids                                                    # (B, T) all tokens so far
+    start = 0                                                        # the visible window is context[:, start:]
     cache = model.new_cache(B, min(n_ctx, ids.shape[1] + max_new_tokens)) if use_cache else None
     logits = model(ids, cache=cache, last_only=True)[:, -1]         # prefill -> (B, V)
     for step in range(max_new_tokens):
         token = next_token(logits, temperature, top_k, top_p, min_p, generator)   # (B,)
-        if eos_id is not None:
-            token = token.masked_fill(finished, eos_id)
-            finished |= token == eos_id
+        if len(stops):
+            token = token.masked_fill(finished, int(stops[0]))
+            finished |= torch.isin(token, stops)
         yield token
-        if step == max_new_tokens - 1 or (eos_id is not None and bool(finished.all())):
+        if step == max_new_tokens - 1 or (len(stops) and bool(finished.all())):
             return
         context = torch.cat([context, token[:, None]], dim=1)       # (B, T + 1)
+        slid = context.shape[1] - start > n_ctx
+        if slid:  # window full (truncate=True): restart it from the recent half
+            start = context.shape[1] - n_ctx // 2
         if cache is None:
-            logits = model(context[:, -n_ctx:], last_only=True)[:, -1]
-        elif cache.length < cache.max_len:
-            logits = model(token[:, None], cache=cache)[:, -1]      # decode one position
-        else:  # window full (truncate=True): restart the cache from the recent half
+            logits = model(context[:, start:], last_only=True)[:, -1]
+        elif slid:
             cache = model.new_cache(B, n_ctx)
-            logits = model(context[:, -(n_ctx // 2):], cache=cache, last_only=True)[:, -1]
+            logits = model(context[:, start:], cache=cache, last_only=True)[:, -1]
+        else:
+            logits = model(token[:, None], cache=cache)[:, -1]      # decode one position
 
 
 def generate(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
@@ -113,10 +136,11 @@ class Beam:
 
 @torch.inference_mode()
 def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
-                num_beams: int = 4, eos_id: int | None = None, length_penalty: float = 1.0) -> list[Beam]:
+                num_beams: int = 4, eos_id: int | Sequence[int] | None = None,
+                length_penalty: float = 1.0) -> list[Beam]:
     """Keep the num_beams most likely partial continuations at every step; return them best first.
 
-    A beam that emits eos_id is finished. Scores are summed log-probabilities divided by
+    A beam that emits an end-of-sequence id (eos_id: one id or several) is finished. Scores are summed log-probabilities divided by
     length ** length_penalty (so 0 ranks by total probability; 1 by average per token).
     """
     if num_beams < 1:
@@ -126,6 +150,7 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
         raise ValueError("beam_search takes one prompt (batch of 1)")
     prompt = fit_context(prompt, max_new_tokens, model.config.n_ctx, truncate=False)
     K = num_beams
+    stops = set(eos_ids(eos_id))
     cache = model.new_cache(K, prompt.shape[1] + max_new_tokens)
     logits = model(prompt.expand(K, -1), cache=cache, last_only=True)[:, -1]           # (K, V)
     running = [Beam([], 0.0, 0.0) for _ in range(K)]
@@ -146,7 +171,7 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
                 break
             parent, token = divmod(index, V)
             beam = ranked(Beam(running[parent].tokens + [token], value, 0.0))
-            if eos_id is not None and token == eos_id:
+            if token in stops:
                 finished.append(beam)
             else:
                 parents.append(parent)

@@ -64,7 +64,7 @@ def hub_cached(repo_id: str, filename: str = "config.json") -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(repo_id, filename), str)
-    except Exception:
+    except (OSError, ValueError):  # unreadable cache folder, or an id the hub would refuse
         return False
 
 

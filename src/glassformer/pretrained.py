@@ -22,12 +22,11 @@ from pathlib import Path
 
 import torch
 
+from glassformer.checkpoint import CheckpointError
 from glassformer.model import DecoderLM, ModelConfig, build_model
 from glassformer.tokenizers.pretrained import PretrainedTokenizer
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be loaded; the message says what is wrong and where."""
 
 
 # --- configs ----------------------------------------------------------------------------
@@ -231,15 +230,17 @@ def resolve(path_or_id: str | os.PathLike, patterns: tuple[str, ...] = CHECKPOIN
     from huggingface_hub import snapshot_download
 
     patterns = list(patterns)
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
     try:  # the local cache first, so that a model downloaded once works offline
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
-    except Exception:
-        pass
+    except LocalEntryNotFoundError:
+        pass  # not cached yet: download below
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         raise CheckpointError(f"{repo_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, etag_timeout=5))
-    except Exception as exc:
+    except (OSError, HfHubHTTPError) as exc:  # no network, unknown repo, refused: anything else is a bug
         raise CheckpointError(
             f"could not download {repo_id!r} from the Hugging Face hub ({type(exc).__name__}). Are you offline? "
             f"Download it where there is a network (`hf download {repo_id}`) or pass a local folder."
@@ -269,8 +270,8 @@ def load_pretrained(path_or_id: str | os.PathLike, dtype: torch.dtype = torch.fl
     gen = folder / "generation_config.json"
     if gen.exists():
         eos = json.loads(gen.read_text()).get("eos_token_id", eos)
-    if isinstance(eos, list):
-        eos = eos[0] if eos else None
+    if isinstance(eos, list):  # several end-of-sequence ids (Qwen3): generation stops at any of them
+        eos = [int(i) for i in eos] or None
     tok_file = folder / "tokenizer.json"
     tokenizer = PretrainedTokenizer(tok_file, eos_id=eos) if tok_file.exists() else None
     model.source = str(path_or_id)

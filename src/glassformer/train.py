@@ -6,13 +6,18 @@ One step:
        (so one window holds T examples: after each prefix, the character that follows);
     2. loss = cross-entropy = mean over positions of -log p(correct next token);
     3. backpropagation computes d loss / d weight for every weight;
-    4. AdamW moves each weight a small step against its gradient (Loshchilov & Hutter 2019),
-       with a learning rate that warms up linearly, then decays along a cosine.
+    4. the optimizer (AdamW, or Muon for the blocks' matrices: `optim`) moves each weight a small
+       step against its gradient, with a learning rate that warms up linearly, then decays
+       along a cosine.
 
-Also here: gradient accumulation (several micro-batches per step), gradient clipping,
-bf16 autocast (matrix multiplies in bfloat16, weights kept in fp32), periodic evaluation on
-the held-out 10%, text samples, metrics.jsonl, atomic checkpoints with --resume, and
-data-parallel training on several processes: `torchrun --nproc_per_node=2 -m glassformer.train`.
+Also here: gradient accumulation (several micro-batches per step), gradient clipping, bf16
+autocast where this CPU is fast at it (`precision`), a schedule fitted to a time budget,
+periodic evaluation on the held-out 10%, text samples, metrics.jsonl, atomic checkpoints with
+--resume, and data-parallel training on several processes:
+`torchrun --nproc_per_node=2 -m glassformer.train`.
+
+The loop (`train`) reads top-down: start_or_resume -> repeat train_step, maybe_evaluate,
+maybe_checkpoint -> finish.
 """
 
 from __future__ import annotations
@@ -27,21 +32,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from glassformer.checkpoint import atomic_write, load_weights, save_model_folder, weights_of
+from glassformer.checkpoint import (CheckpointError, atomic_write, load_training_state, load_weights,
+                                    read_training_meta, save_model_folder, save_training_state)
 from glassformer.data import load_text, random_batch, sequential_batches, train_val_split
 from glassformer.generate import generate
 from glassformer.model import DecoderLM, ModelConfig, build_model, preset
 from glassformer.model.config import MLPS, NORMS, POSITIONS
-
-OPTIMIZERS = ("adamw", "muon")
-DTYPES = ("bf16", "fp32")
+from glassformer.optim import Optimizers, make_optimizer
+from glassformer.precision import DTYPES, autocast, cpu_capability, resolve_dtype
 from glassformer.tokenizers.char import CharTokenizer
+
+Optimizer = Literal["adamw", "muon"]
+OPTIMIZERS = get_args(Optimizer)
 
 
 @dataclass(frozen=True)
@@ -50,15 +57,17 @@ class TrainConfig:
     batch_size: int = 32           # sequences per step, summed over processes and micro-batches
     grad_accum: int = 1            # micro-batches per step (each of batch_size / grad_accum / processes)
     max_steps: int = 1000
+    time_budget: float | None = None  # seconds: fit max_steps (and so the schedule) to this wall time
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
     weight_decay: float = 0.1
-    optimizer: str = "adamw"       # "adamw", or "muon": Muon for the blocks' weight matrices, AdamW for the rest
+    optimizer: Optimizer = "adamw"  # or "muon": Muon for the blocks' weight matrices, AdamW for the rest
+    split_qkv: bool = False        # Muon: orthogonalize the fused q|k|v matrix as three matrices
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0         # 0 disables clipping
-    dtype: str = "bf16"            # autocast dtype for matrix multiplies: "bf16" or "fp32"
+    dtype: str = "auto"            # matrix multiplies: "auto" (bf16 where native and faster), "bf16", "fp32"
     compile: bool = False          # torch.compile the training step (needs a C++ compiler; eager if it fails)
     eval_interval: int = 250
     eval_batches: int = 20
@@ -70,9 +79,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be 'bf16' or 'fp32', got {self.dtype!r}")
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "checkpoint_interval", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -80,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}
@@ -89,31 +100,49 @@ class TrainConfig:
         return cls(**{**data, "model": ModelConfig.from_dict(data["model"])})
 
 
+# What `time_budget` leaves for the final evaluations and saving: fitting the schedule assumes
+# the measured step time holds, and evaluations add a few percent on top.
+BUDGET_CALIBRATION_STEPS = (10, 60)   # steps whose speed sets max_steps (after compile and warm-up)
+BUDGET_SAFETY = 0.95
+
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Seconds on a laptop CPU: for tests and for trying the loop out.
     "tiny": TrainConfig(model=preset("tiny"), batch_size=16, max_steps=200, lr=2e-3, warmup_steps=20,
                         eval_interval=100, eval_batches=5, checkpoint_interval=100, sample_tokens=80),
-    # nanoGPT's CPU recipe, the reference the course preset is measured against.
+    # nanoGPT's CPU recipe (4 layers, 4 heads, d=128, context 64, batch 12, AdamW, lr 1e-3), the
+    # reference the course preset is measured against; its cosine schedule is fitted to 10 minutes.
     "nanogpt-cpu": TrainConfig(model=preset("tiny", n_ctx=64, d_model=128, n_layers=4, n_heads=4),
-                               batch_size=12, max_steps=16_000, lr=1e-3, min_lr=1e-4, warmup_steps=100,
-                               dtype="fp32", eval_interval=500, eval_batches=20),
-    # The shipped course model: under 10 minutes on 2 CPU cores. Muon for the blocks' matrices
-    # learns much more per step than AdamW (val 1.486 vs 1.524 after 5 minutes here, although
-    # each step is ~25% slower); torch.compile makes each step ~1.2x faster after a ~20 s compile.
-    # lr 3e-3 rather than 2e-3: val 1.4352 vs 1.4549 after the same 5000 steps.
-    "course": TrainConfig(model=preset("course"), batch_size=8, max_steps=5000, lr=3e-3, min_lr=1e-4,
-                          warmup_steps=100, optimizer="muon", compile=True, eval_interval=500,
+                               batch_size=12, max_steps=100_000, time_budget=570, lr=1e-3, min_lr=1e-4,
+                               warmup_steps=100, dtype="fp32", eval_interval=500, eval_batches=20),
+    # The shipped course model: 10 minutes on 2 CPU cores, whatever the CPU. Muon for the blocks'
+    # matrices learns much more per step than AdamW; torch.compile makes each step faster after a
+    # compile of 20-30 s; the schedule is fitted to the time budget on the machine that trains.
+    "course": TrainConfig(model=preset("course"), batch_size=8, max_steps=100_000, time_budget=570, lr=3e-3,
+                          min_lr=1e-4, warmup_steps=100, optimizer="muon", compile=True, eval_interval=500,
                           eval_batches=20, checkpoint_interval=500),
 }
 
+# Where the best recipe depends on the hardware: overrides applied when the precision this
+# machine trains in (dtype "auto" resolved) is the key. Chosen from time-to-quality runs.
+HARDWARE_VARIANTS: dict[str, dict[str, dict]] = {
+    # Without fast bf16 a step of the d=192 model takes 2.2x longer (AVX-512 CPU forced to fp32:
+    # 0.25 s vs 0.115 s); a d=128 model then learns more in the same time: whole-split val loss
+    # after a 5-minute budget, fp32, 1.4929 (2005 steps) vs 1.5535 (1103 steps) for d=192.
+    "course": {"fp32": dict(d_model=128, n_heads=4, d_mlp=344)},
+}
 
-def train_preset(name: str, **overrides) -> TrainConfig:
+
+def train_preset(name: str, hardware: str | None = None, **overrides) -> TrainConfig:
+    """The preset called `name`, its variant for the precision this machine trains in (or for
+    `hardware`: "bf16" or "fp32"), then `overrides`."""
     if name not in TRAIN_PRESETS:
-        raise KeyError(f"no training preset named {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
+        raise ValueError(f"no training preset named {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
     base = TRAIN_PRESETS[name]
+    dtype = hardware or resolve_dtype(overrides.get("dtype", base.dtype))
+    changes = {**HARDWARE_VARIANTS.get(name, {}).get(dtype, {}), **overrides}
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_changes = {k: v for k, v in overrides.items() if k in model_fields}
-    train_changes = {k: v for k, v in overrides.items() if k not in model_fields}
+    model_changes = {k: v for k, v in changes.items() if k in model_fields}
+    train_changes = {k: v for k, v in changes.items() if k not in model_fields}
     return dataclasses.replace(base, model=base.model.replace(**model_changes), **train_changes)
 
 
@@ -130,49 +159,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-class Optimizers:
-    """Several optimizers, each over its own parameters, stepped as one."""
-
-    def __init__(self, *parts: torch.optim.Optimizer) -> None:
-        self.parts = parts
-
-    @property
-    def param_groups(self) -> list[dict]:
-        return [g for part in self.parts for g in part.param_groups]
-
-    def step(self) -> None:
-        for part in self.parts:
-            part.step()
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for part in self.parts:
-            part.zero_grad(set_to_none=set_to_none)
-
-
-def make_optimizer(model: DecoderLM, cfg: TrainConfig) -> Optimizers:
-    """AdamW with weight decay only on matrices (not on norms' gains, biases or position tables' rows).
-
-    optimizer="muon" hands the blocks' weight matrices to Muon instead, which replaces each
-    update by its nearest orthogonal matrix; its learning rate is scaled to match AdamW's
-    update size, so the same lr and schedule apply. The embedding stays with AdamW.
-    """
-    named = list(model.named_parameters())
-    to_muon = [p for n, p in named if cfg.optimizer == "muon" and n.startswith("blocks.") and p.dim() == 2]
-    taken = {id(p) for p in to_muon}
-    matrices = [p for n, p in named if p.dim() >= 2 and id(p) not in taken]
-    others = [p for n, p in named if p.dim() < 2]
-    groups = [{"params": matrices, "weight_decay": cfg.weight_decay}, {"params": others, "weight_decay": 0.0}]
-    parts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)]
-    if to_muon:
-        parts.insert(0, torch.optim.Muon(to_muon, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                         adjust_lr_fn="match_rms_adamw"))
-    return Optimizers(*parts)
-
-
-def autocast(cfg: TrainConfig):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
-
-
 def loss_fn(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the next-token predictions: logits (B, T, V) vs targets (B, T)."""
     logits = model(x)
@@ -180,37 +166,95 @@ def loss_fn(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: DecoderLM, data: torch.Tensor, cfg: TrainConfig, batches: int | None) -> float:
-    """Mean loss on `batches` fixed random windows, or on the whole split when batches is None."""
+def evaluate(model: DecoderLM, data: torch.Tensor, batches: int | None, batch_size: int = 32,
+             seed: int = 0) -> float:
+    """Mean loss on `batches` fixed random windows, or on the whole split when batches is None.
+
+    Always in fp32, whatever the training precision: this is the number cards and tests compare,
+    and bf16 would both round it and, on CPUs without native bf16, take minutes instead of seconds."""
     was_training = model.training
     model.eval()
     T = model.config.n_ctx
     if batches is None:
         total, count = 0.0, 0
         for x, y in sequential_batches(data, 64, T):
-            with autocast(cfg):
-                total += loss_fn(model, x, y).item() * x.numel()
+            total += loss_fn(model, x, y).item() * x.numel()
             count += x.numel()
         loss = total / count
     else:
-        gen = torch.Generator().manual_seed(cfg.seed + 999)  # the same windows at every evaluation
-        losses = []
-        for _ in range(batches):
-            with autocast(cfg):
-                losses.append(loss_fn(model, *random_batch(data, min(cfg.batch_size, 32), T, gen)).item())
-        loss = sum(losses) / len(losses)
+        gen = torch.Generator().manual_seed(seed + 999)  # the same windows at every evaluation
+        loss = sum(loss_fn(model, *random_batch(data, batch_size, T, gen)).item() for _ in range(batches)) / batches
     model.train(was_training)
     return loss
 
 
-# --- distributed helpers ------------------------------------------------------------------
+# --- the pieces of a run ----------------------------------------------------------------------
+
+@dataclass
+class TrainState:
+    """What changes as training goes: saved in every checkpoint."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed_before: float = 0.0        # wall time of earlier sessions of this run (resume)
+    best_val: float | None = None      # the lowest evaluation loss so far, and its step
+    best_step: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+
+@dataclass
+class Run:
+    """Everything fixed for one run: config, model, data, optimizer, where it writes."""
+
+    cfg: TrainConfig
+    dtype: str                         # "bf16" or "fp32", resolved for this machine
+    model: DecoderLM
+    net: torch.nn.Module               # the model as trained: compiled and/or DDP-wrapped
+    optimizer: Optimizers
+    tokenizer: CharTokenizer
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+    batch_gen: torch.Generator
+    out: Path
+    data_sha: str
+    corpus: str
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.safetensors"
+
+    def log(self, row: dict) -> None:
+        if self.main:
+            with (self.out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        return {"torch": torch.get_rng_state(), "batch": self.batch_gen.get_state()}
+
 
 def dist_info() -> tuple[int, int]:
     """(rank, world size); (0, 1) when not launched by torchrun."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def compiled(model: DecoderLM, cfg: TrainConfig, data: torch.Tensor, rows: int, say: bool):
+def setup_distributed() -> tuple[int, int]:
+    rank, world = dist_info()
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
+    return rank, world
+
+
+def compiled(model: DecoderLM, cfg: TrainConfig, dtype: str, data: torch.Tensor, rows: int, say: bool):
     """torch.compile(model), tried once on a throwaway batch so that a machine without a working
     compiler falls back to eager at once; the trial uses forked RNG states and leaves no gradients."""
     net = torch.compile(model)
@@ -218,7 +262,7 @@ def compiled(model: DecoderLM, cfg: TrainConfig, data: torch.Tensor, rows: int, 
     try:
         with torch.random.fork_rng():
             x, y = random_batch(data, rows, cfg.model.n_ctx, torch.Generator().manual_seed(0))
-            with autocast(cfg):
+            with autocast(dtype):
                 loss = loss_fn(net, x, y)
             loss.backward()
     except Exception as exc:  # no compiler, unsupported platform...: training still works, only slower
@@ -233,57 +277,6 @@ def compiled(model: DecoderLM, cfg: TrainConfig, data: torch.Tensor, rows: int, 
     return net
 
 
-def setup_distributed() -> tuple[int, int]:
-    rank, world = dist_info()
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
-    return rank, world
-
-
-# --- training state on disk ---------------------------------------------------------------
-
-def optimizer_state(optimizer: Optimizers) -> list[tuple[torch.Tensor, dict]]:
-    """(parameter, its state dict) in a fixed order; the dicts are the optimizers' own."""
-    return [(p, part.state[p]) for part in optimizer.parts for g in part.param_groups for p in g["params"]]
-
-
-def save_checkpoint(path: Path, model: DecoderLM, optimizer: Optimizers, step: int,
-                    rng_states: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, elapsed: float,
-                    tokens: int, best: dict) -> None:
-    """Everything needed to continue exactly: weights, the optimizers' moments, step, and the
-    RNG states (global, batch sampler) as they were at the start of step `step`."""
-    tensors = {f"model.{k}": v for k, v in weights_of(model).items()}
-    for i, (_, state) in enumerate(optimizer_state(optimizer)):
-        for key, value in state.items():  # AdamW: step, exp_avg, exp_avg_sq; Muon: momentum_buffer
-            value = torch.as_tensor(value).detach()
-            tensors[f"optim.{i}.{key}"] = value.clone().reshape(-1) if key == "step" else value.contiguous()
-    tensors["rng.torch"], tensors["rng.batch"] = rng_states
-    meta = {"step": str(step), "elapsed": str(elapsed), "tokens": str(tokens), "config": json.dumps(cfg.to_dict()),
-            "best": json.dumps(best)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-
-def load_checkpoint(path: Path, model: DecoderLM, optimizer: Optimizers,
-                    batch_gen: torch.Generator) -> dict:
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-    except (SafetensorError, OSError) as exc:
-        raise RuntimeError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
-    load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
-    for i, (_, state) in enumerate(optimizer_state(optimizer)):
-        prefix = f"optim.{i}."
-        state.update({k[len(prefix):]: v.reshape(()).clone() if k.endswith(".step") else v.clone()
-                      for k, v in tensors.items() if k.startswith(prefix)})
-    torch.set_rng_state(tensors["rng.torch"])
-    batch_gen.set_state(tensors["rng.batch"])
-    return {"step": int(meta["step"]), "elapsed": float(meta["elapsed"]), "tokens": int(meta["tokens"]),
-            "config": json.loads(meta["config"]), "best": json.loads(meta.get("best", "{}"))}
-
-
 def read_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -296,6 +289,209 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
+def check_resumable(meta: dict, cfg: TrainConfig, data_sha: str, path: Path) -> TrainConfig:
+    """The checkpoint's config, if this run may continue it; otherwise an error naming what differs."""
+    saved = TrainConfig.from_dict(meta["config"])
+    if meta.get("data_sha256") not in (None, data_sha):
+        raise CheckpointError(f"cannot resume {path}: it was trained on another corpus "
+                              f"(sha256 {meta['data_sha256'][:12]}..., this one {data_sha[:12]}...)")
+    model_diff = {k: (v, getattr(cfg.model, k)) for k, v in saved.model.to_dict().items()
+                  if k != "vocab_size" and getattr(cfg.model, k) != v}
+    if model_diff:
+        shown = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in model_diff.items())
+        raise CheckpointError(f"cannot resume {path}: the model differs ({shown})")
+    for key in ("optimizer", "split_qkv", "batch_size", "grad_accum"):
+        if getattr(saved, key) != getattr(cfg, key):
+            raise CheckpointError(f"cannot resume {path}: {key} differs (checkpoint {getattr(saved, key)!r}, "
+                                  f"now {getattr(cfg, key)!r})")
+    return saved  # its max_steps, as fitted to the time budget when the run started
+
+
+def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resume: bool) -> tuple[Run, TrainState]:
+    """Build the model, data and optimizer; on resume, restore all of them from the checkpoint."""
+    rank, world = setup_distributed()
+    text, data_sha = load_text(corpus)
+    checkpoint_path = out / "checkpoint.safetensors"
+    state = TrainState()
+    meta = None
+    if resume:
+        if not checkpoint_path.exists():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
+        meta = read_training_meta(checkpoint_path)
+        if "config" not in meta:
+            raise CheckpointError(f"cannot resume: {checkpoint_path} has no training metadata")
+        tokenizer = CharTokenizer.load(out / "tokenizer.json")
+        unknown = tokenizer.unknown(text)
+        if unknown:
+            raise CheckpointError(f"cannot resume {checkpoint_path}: the corpus has characters the run's tokenizer "
+                                  f"never saw ({' '.join(map(repr, unknown[:5]))})")
+    else:
+        tokenizer = CharTokenizer.train(text)
+    if cfg.model.vocab_size != tokenizer.vocab_size:
+        cfg = dataclasses.replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
+    if meta is not None:
+        cfg = dataclasses.replace(cfg, max_steps=check_resumable(meta, cfg, data_sha, checkpoint_path).max_steps)
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    train_ids, val_ids = train_val_split(ids)
+    if cfg.batch_size % (cfg.grad_accum * world):
+        raise ValueError(f"batch_size {cfg.batch_size} must divide evenly into {cfg.grad_accum} micro-batches "
+                         f"x {world} processes")
+
+    dtype = resolve_dtype(cfg.dtype)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).train()
+    ns_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                               ns_dtype=ns_dtype, split_qkv=cfg.split_qkv)
+    batch_gen = torch.Generator().manual_seed(cfg.seed)
+    if meta is not None:
+        rng = load_training_state(checkpoint_path, model, optimizer)
+        torch.set_rng_state(rng["torch"])
+        batch_gen.set_state(rng["batch"])
+        state = TrainState(step=meta["step"], tokens=meta["tokens"], elapsed_before=meta["elapsed"],
+                           best_val=meta["best_val"], best_step=meta["best_step"])
+        if rank == 0:  # drop metrics logged after the checkpoint: they will be recomputed
+            kept = [r for r in read_metrics(out / "metrics.jsonl") if r["step"] <= state.step]
+            atomic_write(out / "metrics.jsonl",
+                         lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)))
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.jsonl").write_text("")
+
+    state.started = time.perf_counter()  # wall time counts everything from here, compiling included
+    local = cfg.batch_size // cfg.grad_accum // world
+    net = compiled(model, cfg, dtype, train_ids, local, rank == 0) if cfg.compile else model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net)
+    run = Run(cfg, dtype, model, net, optimizer, tokenizer, train_ids, val_ids, batch_gen, out, data_sha,
+              "tinyshakespeare" if corpus is None else str(corpus), rank, world)
+    return run, state
+
+
+def train_step(run: Run, state: TrainState) -> float:
+    """One optimizer step over batch_size sequences (in grad_accum micro-batches, split across
+    processes); returns the mean loss, averaged over processes."""
+    cfg, T = run.cfg, run.cfg.model.n_ctx
+    micro = cfg.batch_size // cfg.grad_accum        # rows of one global micro-batch
+    local = micro // run.world                      # rows this process computes
+    lr = lr_at(state.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    loss_sum = torch.zeros(())
+    for micro_step in range(cfg.grad_accum):
+        x, y = random_batch(run.train_ids, micro, T, run.batch_gen)       # the same global batch on every rank
+        x, y = x[run.rank * local:(run.rank + 1) * local], y[run.rank * local:(run.rank + 1) * local]
+        last = micro_step == cfg.grad_accum - 1
+        no_sync = run.net.no_sync() if run.world > 1 and not last else contextlib.nullcontext()
+        with no_sync:
+            with autocast(run.dtype):
+                loss = loss_fn(run.net, x, y) / cfg.grad_accum
+            loss.backward()
+        loss_sum += loss.detach()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    state.tokens += cfg.batch_size * T
+    return loss_sum.item()
+
+
+def agree_to_stop(run: Run, state: TrainState, loss: float, time_limit: float | None) -> tuple[float, bool]:
+    """(the loss averaged over processes, whether every process stops now for lack of time).
+
+    One all-reduce carries both, so every rank takes the same decision at the same step: a rank
+    that stopped alone would leave the others waiting forever in their next collective."""
+    out_of_time = time_limit is not None and state.elapsed() >= time_limit
+    if run.world > 1:
+        both = torch.tensor([loss, float(out_of_time)], dtype=torch.float64)
+        torch.distributed.all_reduce(both)
+        loss, out_of_time = both[0].item() / run.world, both[1].item() > 0
+    if not math.isfinite(loss):  # every rank sees the same averaged value, so every rank raises
+        raise FloatingPointError(f"loss became {loss} at step {state.step}: the learning rate "
+                                 f"({lr_at(state.step - 1, run.cfg):.2g}) is probably too high")
+    return loss, out_of_time
+
+
+def fit_to_budget(run: Run, state: TrainState, seconds_per_step: float) -> None:
+    """Set max_steps so the run ends within cfg.time_budget at `seconds_per_step`.
+
+    First done during warmup (at step BUDGET_CALIBRATION_STEPS[1] < warmup_steps, so no learning
+    rate already used changes), from the median step time; then again at every evaluation, from
+    the average time per step since the previous fit (evaluations included), so a machine that
+    slows down mid-run still finishes on time. Every rank takes rank 0's answer."""
+    cfg = run.cfg
+    remaining = cfg.time_budget * BUDGET_SAFETY - state.elapsed()
+    steps = torch.tensor([min(cfg.max_steps if state.step < BUDGET_CALIBRATION_STEPS[1] else 10**9,
+                              state.step + max(1, int(remaining / seconds_per_step)))])
+    if run.world > 1:
+        torch.distributed.broadcast(steps, src=0)
+    if int(steps) != cfg.max_steps:
+        run.cfg = dataclasses.replace(cfg, max_steps=int(steps))
+        run.log({"step": state.step, "fitted_max_steps": int(steps), "seconds_per_step": round(seconds_per_step, 5),
+                 "time_budget": cfg.time_budget})
+
+
+def sample_text(run: Run, state: TrainState) -> str:
+    model, tok = run.model, run.tokenizer
+    model.eval()
+    prompt = tok.encode("\n") if "\n" in tok.ids else [0]
+    out_ids = generate(model, prompt, min(run.cfg.sample_tokens, run.cfg.model.n_ctx - 1), temperature=0.8,
+                       top_k=40, seed=state.step)
+    model.train()
+    return tok.decode(out_ids.tolist()[1:])
+
+
+def maybe_evaluate(run: Run, state: TrainState, force: bool) -> dict | None:
+    """Every eval_interval steps (and when forced): val loss on fixed windows, a text sample, and
+    the best model so far saved. Only the main process evaluates."""
+    if not run.main or not (force or state.step % run.cfg.eval_interval == 0):
+        return None
+    cfg = run.cfg
+    row = {"step": state.step, "val_loss": round(evaluate(run.model, run.val_ids, cfg.eval_batches,
+                                                          min(cfg.batch_size, 32), cfg.seed), 5),
+           "elapsed": round(state.elapsed(), 2), "sample": sample_text(run, state)}
+    run.log(row)
+    if cfg.keep_best and (state.best_val is None or row["val_loss"] < state.best_val):
+        state.best_val, state.best_step = row["val_loss"], state.step
+        save_model_folder(run.model, run.tokenizer, run.out)
+    return row
+
+
+def save_checkpoint(run: Run, state: TrainState, rng: dict[str, torch.Tensor] | None = None) -> None:
+    """Everything needed to continue exactly, as it is at the start of step `state.step`."""
+    if not run.main:
+        return
+    meta = {"step": state.step, "tokens": state.tokens, "elapsed": state.elapsed(), "best_val": state.best_val,
+            "best_step": state.best_step, "config": run.cfg.to_dict(), "dtype": run.dtype,
+            "optimizer": run.cfg.optimizer, "data_sha256": run.data_sha}
+    save_training_state(run.checkpoint_path, run.model, run.optimizer, rng or run.rng_states(), meta)
+    if not run.cfg.keep_best or state.best_step is None:
+        save_model_folder(run.model, run.tokenizer, run.out)
+
+
+def finish(run: Run, state: TrainState) -> dict:
+    """Reload the best weights, measure train and (whole-split) val loss, write the card."""
+    summary = {"steps": state.step, "wall_time_s": round(state.elapsed(), 1), "tokens": state.tokens}
+    if run.main:
+        if run.cfg.keep_best and state.best_step is not None:  # ship the weights with the lowest val loss
+            path = run.out / "model.safetensors"
+            from safetensors.torch import load_file
+            load_weights(run.model, load_file(str(path)), str(path))
+            summary["best_step"] = state.best_step
+        summary["final_train_loss"] = round(evaluate(run.model, run.train_ids, run.cfg.eval_batches,
+                                                     min(run.cfg.batch_size, 32), run.cfg.seed), 4)
+        summary["final_val_loss"] = round(evaluate(run.model, run.val_ids, None), 4)  # the whole val split
+        card = {"name": run.out.name, "preset_config": run.cfg.to_dict(), "dtype_used": run.dtype,
+                "cpu": cpu_capability().summary, "data_sha256": run.data_sha, "corpus": run.corpus, **summary,
+                "val_loss_note": "mean cross-entropy (nats/char) over the whole validation split (last 10%), fp32"}
+        save_model_folder(run.model, run.tokenizer, run.out, card=card)
+        run.log({"step": state.step, **summary})
+    if run.world > 1:
+        torch.distributed.barrier()
+    return summary
+
+
 # --- the loop -----------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = None, resume: bool = False,
@@ -303,189 +499,95 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
           on_eval=None) -> dict:
     """Train a character-level model on `corpus` (TinyShakespeare by default) into out_dir.
 
-    Returns a summary (steps, wall time, final train/val loss). Ctrl-C saves a checkpoint
-    and re-raises KeyboardInterrupt; `resume=True` continues from out_dir's checkpoint.
-    time_limit (seconds) ends training early, cleanly, as if max_steps had been reached.
-    full_eval_at (seconds of wall time) adds evaluations on the whole validation split as
-    training passes those times (the "time to quality" figures).
-    on_eval(row) is called with every evaluation row (used by the course's live chart).
+    Returns a summary (steps, wall time, final train/val loss). Ctrl-C saves a checkpoint and
+    re-raises KeyboardInterrupt; `resume=True` continues from out_dir's checkpoint, bit for bit.
+    time_limit (seconds) ends training early, cleanly. full_eval_at (seconds of wall time) adds
+    evaluations on the whole validation split as training passes those times ("time to quality").
+    on_eval(row) is called with every evaluation row (the course's live chart).
     """
-    rank, world = setup_distributed()
-    main_process = rank == 0
-    out = Path(out_dir)
-    ckpt_path, metrics_path = out / "checkpoint.safetensors", out / "metrics.jsonl"
-
-    text, data_sha = load_text(corpus)
-    if resume and (out / "tokenizer.json").exists():
-        tokenizer = CharTokenizer.load(out / "tokenizer.json")
-    else:
-        tokenizer = CharTokenizer.train(text)
-    if cfg.model.vocab_size != tokenizer.vocab_size:
-        cfg = dataclasses.replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
-    ids = torch.tensor(tokenizer.encode(text, errors="skip"), dtype=torch.long)
-    train_ids, val_ids = train_val_split(ids)
-    T = cfg.model.n_ctx
-    if cfg.batch_size % (cfg.grad_accum * world):
-        raise ValueError(f"batch_size {cfg.batch_size} must divide evenly into {cfg.grad_accum} micro-batches "
-                         f"x {world} processes")
-    micro = cfg.batch_size // cfg.grad_accum            # rows of one global micro-batch
-    local = micro // world                              # rows this process computes
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model)
-    model.train()
-    optimizer = make_optimizer(model, cfg)
-    batch_gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed_before, tokens_seen = 0, 0.0, 0
-    best = {"val_loss": None, "step": None}  # the lowest eval val loss so far, and its step
-    if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
-        state = load_checkpoint(ckpt_path, model, optimizer, batch_gen)
-        saved = TrainConfig.from_dict(state["config"])
-        if saved.model != cfg.model:
-            raise ValueError("cannot resume: the checkpoint's model config differs from the requested one")
-        step, elapsed_before, tokens_seen = state["step"], state["elapsed"], state["tokens"]
-        best.update(state["best"])
-        if main_process:  # drop metrics logged after the checkpoint: they will be recomputed
-            kept = [r for r in read_metrics(metrics_path) if r["step"] <= step]
-            atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)))
-    elif main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("")
-
-    start = time.perf_counter()  # wall time counts everything from here, compiling included
-    net = compiled(model, cfg, train_ids, local, main_process) if cfg.compile else model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(net)
-
-    def log(row: dict) -> None:
-        if main_process:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-
-    def rng_now() -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.get_rng_state(), batch_gen.get_state()
-
-    def checkpoint(rng_states=None) -> None:
-        if main_process:
-            save_checkpoint(ckpt_path, model, optimizer, step, rng_states or rng_now(), cfg, elapsed(), tokens_seen,
-                            best)
-            if not cfg.keep_best or best["step"] is None:
-                save_model_folder(model, tokenizer, out)
-
-    def sample_text() -> str:
-        model.eval()
-        prompt = tokenizer.encode("\n") if "\n" in tokenizer.ids else [0]
-        out_ids = generate(model, prompt, min(cfg.sample_tokens, T - 1), temperature=0.8, top_k=40, seed=step)
-        model.train()
-        return tokenizer.decode(out_ids.tolist()[1:])
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start
-
-    bar = None
-    if progress and main_process:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.max_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    last_train_loss, in_step = float("nan"), False
-    pending_full_evals = sorted(t for t in full_eval_at if t > elapsed_before)
-    window_tokens, window_start = 0, time.perf_counter()
+    run, state = start_or_resume(cfg, Path(out_dir), corpus, resume)
+    announce(run, state)
+    bar = progress_bar(run, state) if progress else None
+    pending_full_evals = sorted(t for t in full_eval_at if t > state.elapsed_before)
+    budget = run.cfg.time_budget is not None
+    step_times, last_fit, window = [], (state.step, state.elapsed()), (time.perf_counter(), state.tokens)
+    rng_at_step_start = None
     try:
-        while step < cfg.max_steps:
-            # A Ctrl-C before the optimizer step rolls back to this step's start, RNG states included.
-            rng_at_step_start, in_step = rng_now(), True
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = torch.zeros(())
-            for micro_step in range(cfg.grad_accum):
-                x, y = random_batch(train_ids, micro, T, batch_gen)          # the same global batch on every rank
-                x, y = x[rank * local:(rank + 1) * local], y[rank * local:(rank + 1) * local]
-                sync = micro_step == cfg.grad_accum - 1
-                ctx = net.no_sync() if world > 1 and not sync else contextlib.nullcontext()
-                with ctx, autocast(cfg):
-                    loss = loss_fn(net, x, y) / cfg.grad_accum
-                with ctx:
-                    loss.backward()
-                loss_sum += loss.detach()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step, in_step = step + 1, False
-            optimizer.zero_grad(set_to_none=True)
-            if world > 1:
-                torch.distributed.all_reduce(loss_sum)
-                loss_sum /= world
-            tokens_seen += cfg.batch_size * T
-            window_tokens += cfg.batch_size * T
-            last_train_loss = loss_sum.item()
-            if not math.isfinite(last_train_loss) and main_process:
-                raise FloatingPointError(f"loss became {last_train_loss} at step {step}: the learning rate "
-                                         f"({lr:.2g}) is probably too high")
-
-            if step % cfg.log_interval == 0 or step == cfg.max_steps:
-                now = time.perf_counter()
-                tok_s = window_tokens / max(1e-9, now - window_start)
-                window_tokens, window_start = 0, now
-                log({"step": step, "train_loss": round(last_train_loss, 5), "lr": lr,
-                     "tokens_per_s": round(tok_s), "elapsed": round(elapsed(), 2)})
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last_train_loss:.3f}", tok_s=f"{tok_s:,.0f}")
+        while state.step < run.cfg.max_steps:
+            rng_at_step_start, step_started = run.rng_states(), time.perf_counter()
+            loss = train_step(run, state)
+            rng_at_step_start = None  # the step is done: a Ctrl-C from here on saves the state after it
+            loss, out_of_time = agree_to_stop(run, state, loss, time_limit)
+            if budget and BUDGET_CALIBRATION_STEPS[0] < state.step <= BUDGET_CALIBRATION_STEPS[1]:
+                step_times.append(time.perf_counter() - step_started)
+            if budget and state.step == BUDGET_CALIBRATION_STEPS[1] and step_times:
+                fit_to_budget(run, state, sorted(step_times)[len(step_times) // 2])  # the median step
+                last_fit = (state.step, state.elapsed())
+            elif budget and state.step % run.cfg.eval_interval == 0 and state.step > last_fit[0]:
+                fit_to_budget(run, state, (state.elapsed() - last_fit[1]) / (state.step - last_fit[0]))
+                last_fit = (state.step, state.elapsed())
+            last = out_of_time or state.step >= run.cfg.max_steps
+            if state.step % run.cfg.log_interval == 0 or last:
+                window = log_progress(run, state, loss, window, bar)
             if bar is not None:
                 bar.update(1)
-            out_of_time = time_limit is not None and elapsed() >= time_limit
-            if main_process and (step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time):
-                row = {"step": step, "val_loss": round(evaluate(model, val_ids, cfg, cfg.eval_batches), 5),
-                       "elapsed": round(elapsed(), 2), "sample": sample_text()}
-                log(row)
-                if cfg.keep_best and (best["val_loss"] is None or row["val_loss"] < best["val_loss"]):
-                    best.update(val_loss=row["val_loss"], step=step)
-                    save_model_folder(model, tokenizer, out)
-                if bar is not None:
-                    bar.write(f"step {step}: val loss {row['val_loss']:.3f}\n{row['sample']}\n" + "-" * 40)
-                if on_eval is not None:
-                    on_eval(row)
-            while main_process and pending_full_evals and elapsed() >= pending_full_evals[0]:
-                mark = pending_full_evals.pop(0)
-                log({"step": step, "full_val_loss": round(evaluate(model, val_ids, cfg, None), 5),
-                     "elapsed": round(elapsed(), 2), "at": mark})
-            if step % cfg.checkpoint_interval == 0 or step == cfg.max_steps or out_of_time:
-                checkpoint()
+            row = maybe_evaluate(run, state, force=last)
+            if row is not None and bar is not None:
+                bar.write(f"step {state.step}: val loss {row['val_loss']:.3f}\n{row['sample']}\n" + "-" * 40)
+            if row is not None and on_eval is not None:
+                on_eval(row)
+            while run.main and pending_full_evals and state.elapsed() >= pending_full_evals[0]:
+                run.log({"step": state.step, "full_val_loss": round(evaluate(run.model, run.val_ids, None), 5),
+                         "elapsed": round(state.elapsed(), 2), "at": pending_full_evals.pop(0)})
+            if state.step % run.cfg.checkpoint_interval == 0 or last:
+                save_checkpoint(run, state)
             if out_of_time:
                 break
     except KeyboardInterrupt:
-        checkpoint(rng_at_step_start if in_step else None)
+        save_checkpoint(run, state, rng_at_step_start)  # mid-step: roll back to the step's start
         if bar is not None:
-            bar.write(f"interrupted at step {step}; checkpoint saved in {ckpt_path}; continue with --resume")
+            bar.write(f"interrupted at step {state.step}; checkpoint saved in {run.checkpoint_path}; "
+                      f"continue with --resume")
         raise
     finally:
         if bar is not None:
             bar.close()
-
-    summary = {"steps": step, "wall_time_s": round(elapsed(), 1), "tokens": tokens_seen}
-    if main_process:
-        if cfg.keep_best and best["step"] is not None:  # ship the weights with the lowest val loss
-            load_weights(model, load_file(str(out / "model.safetensors")), str(out / "model.safetensors"))
-            summary["best_step"] = best["step"]
-        summary["final_train_loss"] = round(evaluate(model, train_ids, cfg, cfg.eval_batches), 4)
-        summary["final_val_loss"] = round(evaluate(model, val_ids, cfg, None), 4)  # the whole val split
-        card = {"name": out.name, "preset_config": cfg.to_dict(), "data_sha256": data_sha,
-                "corpus": "tinyshakespeare" if corpus is None else str(corpus), **summary,
-                "val_loss_note": "mean cross-entropy (nats/char) over the whole validation split (last 10%)"}
-        save_model_folder(model, tokenizer, out, card=card)
-        log({"step": step, **summary})
-    if world > 1:
-        torch.distributed.barrier()
-    return summary
+    return finish(run, state)
 
 
-def validation_loss(model: DecoderLM, tokenizer, cfg: TrainConfig, corpus: str | Path | None = None) -> float:
-    """Mean loss over the whole validation split (the last 10% of the corpus), as the card reports it."""
+def announce(run: Run, state: TrainState) -> None:
+    if run.main:
+        what = f"resuming at step {state.step}" if state.step else "starting"
+        print(f"{what}: {run.model.num_params():,} parameters, {run.dtype} matrix multiplies "
+              f"(asked: {run.cfg.dtype}; this CPU: {cpu_capability().summary}), {torch.get_num_threads()} threads",
+              file=sys.stderr)
+        run.log({"step": state.step, "dtype": run.dtype, "dtype_asked": run.cfg.dtype,
+                 "cpu": cpu_capability().summary, "threads": torch.get_num_threads(), "processes": run.world})
+
+
+def progress_bar(run: Run, state: TrainState):
+    if not run.main:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=run.cfg.max_steps, initial=state.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def log_progress(run: Run, state: TrainState, loss: float, window: tuple[float, int], bar) -> tuple[float, int]:
+    now = time.perf_counter()
+    tok_s = (state.tokens - window[1]) / max(1e-9, now - window[0])
+    run.log({"step": state.step, "train_loss": round(loss, 5), "lr": lr_at(state.step - 1, run.cfg),
+             "tokens_per_s": round(tok_s), "elapsed": round(state.elapsed(), 2)})
+    if bar is not None:
+        bar.total = run.cfg.max_steps  # fitted to the time budget after the first steps
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}")
+    return now, state.tokens
+
+
+def validation_loss(model: DecoderLM, tokenizer, corpus: str | Path | None = None) -> float:
+    """Mean loss over the whole validation split (the last 10% of the corpus), in fp32, as the card reports it."""
     text, _ = load_text(corpus)
     ids = torch.tensor(tokenizer.encode(text, errors="skip"), dtype=torch.long)
-    return evaluate(model, train_val_split(ids)[1], cfg, None)
+    return evaluate(model, train_val_split(ids)[1], None)
 
 
 def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = torch.float16) -> dict:
@@ -496,10 +598,9 @@ def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = tor
     model, tokenizer, card = load_model_folder(run_dir)
     save_model_folder(model, tokenizer, dest, dtype=dtype)
     shipped, _, _ = load_model_folder(dest)  # read back: the rounding to dtype is what is measured
-    cfg = TrainConfig.from_dict(card["preset_config"])
     card = {**card, "name": Path(dest).name, "stored_dtype": str(dtype).removeprefix("torch."),
             "final_val_loss_fp32": card["final_val_loss"],
-            "final_val_loss": round(validation_loss(shipped, tokenizer, cfg), 4)}
+            "final_val_loss": round(validation_loss(shipped, tokenizer), 4)}
     save_model_folder(shipped, tokenizer, dest, card=card, dtype=dtype)
     return card
 
@@ -515,17 +616,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--full-eval-at", default="", help="comma-separated seconds at which to evaluate on the "
                         "whole validation split, e.g. 120,300,600")
-    for name, kind in [("max_steps", int), ("batch_size", int), ("grad_accum", int), ("lr", float),
-                       ("min_lr", float), ("warmup_steps", int), ("weight_decay", float), ("grad_clip", float),
-                       ("eval_interval", int), ("checkpoint_interval", int), ("log_interval", int), ("seed", int),
-                       ("n_layers", int), ("n_heads", int), ("n_kv_heads", int), ("d_model", int),
-                       ("n_ctx", int), ("d_mlp", int), ("dropout", float), ("attn_dropout", float)]:
+    for name, kind in [("max_steps", int), ("time_budget", float), ("batch_size", int), ("grad_accum", int),
+                       ("lr", float), ("min_lr", float), ("warmup_steps", int), ("weight_decay", float),
+                       ("grad_clip", float), ("eval_interval", int), ("checkpoint_interval", int),
+                       ("log_interval", int), ("seed", int), ("n_layers", int), ("n_heads", int),
+                       ("n_kv_heads", int), ("d_model", int), ("n_ctx", int), ("d_mlp", int), ("dropout", float),
+                       ("attn_dropout", float)]:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     for name, choices in [("dtype", DTYPES), ("optimizer", OPTIMIZERS), ("position", POSITIONS), ("norm", NORMS),
                           ("mlp", MLPS)]:
         parser.add_argument("--" + name, choices=choices, default=None)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the training step (faster after a 20-30 s compile; needs a C++ compiler)")
+    parser.add_argument("--split-qkv", dest="split_qkv", action=argparse.BooleanOptionalAction, default=None,
+                        help="Muon: orthogonalize the fused q|k|v matrix as three matrices")
 
 
 # Every flag above whose name is a TrainConfig or ModelConfig field overrides that field of the preset.
@@ -534,18 +638,20 @@ OVERRIDES = {f.name for f in dataclasses.fields(TrainConfig) + dataclasses.field
 
 def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in OVERRIDES and v is not None}
+    if args.max_steps is not None and args.time_budget is None:
+        overrides["time_budget"] = None  # an explicit step count wins over the preset's time budget
     cfg = train_preset(args.preset, **overrides)
     out = Path(args.out or f"runs/{args.preset}")
     if not args.resume and (out / "checkpoint.safetensors").exists():
-        print(f"error: {out} already holds a training run; pass --resume to continue it or --out for a new folder",
-              file=sys.stderr)
-        return 2
+        raise ValueError(f"{out} already holds a training run; pass --resume to continue it or --out for a new folder")
     rank, world = dist_info()
     if rank == 0:
-        print(f"training preset {args.preset!r} into {out} on {world} process(es); "
-              f"{build_model(cfg.model).num_params():,} parameters", file=sys.stderr)
+        print(f"training preset {args.preset!r} into {out} on {world} process(es)", file=sys.stderr)
     try:
         full_eval_at = [float(t) for t in args.full_eval_at.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--full-eval-at takes seconds separated by commas, got {args.full_eval_at!r}") from None
+    try:
         summary = train(cfg, out, corpus=args.corpus, resume=args.resume, progress=not args.no_progress,
                         time_limit=args.time_limit, full_eval_at=full_eval_at)
     except KeyboardInterrupt:
@@ -558,9 +664,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from glassformer.cli import report_user_errors
+
     parser = argparse.ArgumentParser(prog="python -m glassformer.train", description="Train a character-level model.")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return report_user_errors("train", lambda: run(args))
 
 
 if __name__ == "__main__":

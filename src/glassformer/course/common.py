@@ -59,16 +59,30 @@ def model_status(entries=None) -> mo.Html:
     return mo.md("| model | what | available |\n|---|---|---|\n" + "\n".join(rows))
 
 
+def saved_model_notice(name: str) -> str | None:
+    """Say so when the picker shows another model than the one the learner chose last time
+    (the saved choice is unavailable now: offline, a deleted run folder...)."""
+    from glassformer.models import available_models
+
+    saved = store.get_setting("model", "course")
+    if saved == name:
+        return None
+    entry = next((e for e in available_models() if e.name == saved), None)
+    why = entry.reason if entry is not None and not entry.available else "it is no longer listed"
+    return f"Your chosen model **{saved}** is not available now ({why}). Showing **{name}** instead."
+
+
 def load_chosen(name: str):
     """(LoadedModel, problem message or None); falls back to the course model if name fails."""
     from glassformer.models import load_model
 
+    notice = saved_model_notice(name)
     try:
-        return load_model(name), None
-    except Exception as exc:  # shown to the learner, never a traceback
+        return load_model(name), notice
+    except Exception as exc:  # any failure is shown to the learner as a message, never a traceback
         log.warning("could not load model %r (%s); using the course model", name, exc)
         fallback = load_model("course")
-        return fallback, f"Could not load **{name}** ({exc}). Showing the course model instead."
+        return fallback, f"Could not load **{name}** ({type(exc).__name__}: {exc}). Showing the course model instead."
 
 
 def text_box(default: str = DEFAULT_TEXT, label: str = "Your text", rows: int = 3,
@@ -126,9 +140,13 @@ def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "T
             return prepare(loaded, fallback, max_tokens)
         strip = [{"label": token_label(tok.token_bytes(i)), "id": i, "hex": tok.token_bytes(i).hex(" "),
                   "color": n % len(PALETTE)} for n, i in enumerate(ids)]
-    if len(ids) > limit:
-        notices.append(f"The text is {len(ids)} tokens long; only its last {limit} are used "
-                       f"(the model's context is {loaded.model.config.n_ctx} tokens).")
+    fits = loaded.model.max_trace_tokens()
+    if len(ids) > min(limit, fits):
+        why = (f"the model's context is {loaded.model.config.n_ctx} tokens" if limit <= fits else
+               f"recording every intermediate tensor of a longer text would take more than "
+               f"{loaded.model.trace_bytes(None, fits + 1) / 2**30:.1f} GiB of memory")
+        limit = min(limit, fits)
+        notices.append(f"The text is {len(ids)} tokens long; only its last {limit} are used ({why}).")
         ids = ids[-limit:]
         known = [r for r in strip if not r.get("unknown")]
         strip = known[-limit:]

@@ -93,7 +93,23 @@ async def progress(request: Request) -> JSONResponse:
     return JSONResponse(store.progress())
 
 
+def same_origin(request: Request) -> bool:
+    """A state-changing request must come from the course's own pages: a page on another site
+    can make the browser POST a form here (cross-site request forgery), but the browser then
+    says where it came from (Origin, Sec-Fetch-Site), which is checked against our own address."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return site is not None or "application/json" in request.headers.get("accept", "")
+    return origin in (f"http://{request.headers.get('host', '')}", f"https://{request.headers.get('host', '')}")
+
+
 async def reset_progress(request: Request):
+    if not same_origin(request):
+        return JSONResponse({"error": "refused: this request did not come from the course's own pages"},
+                            status_code=403)
     store.reset()
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"reset": True})

@@ -23,9 +23,13 @@ from glassformer.model.attention import KVCache
 from glassformer.model.block import Block
 from glassformer.model.config import ModelConfig
 from glassformer.model.embedding import Embed, Unembed
-from glassformer.model.hooks import HookFn, HookPoint, Trace, attached, hook_names, select_names
+from glassformer.model.hooks import HOOK_NAMES, HookFn, HookPoint, Trace, attached, hook_names, select_names
 from glassformer.model.norm import make_norm
 from glassformer.model.position import Rotary, alibi_bias, alibi_slopes
+
+
+# The most memory a trace may take unless the caller says otherwise.
+TRACE_BUDGET_BYTES = 2**30
 
 
 class DecoderLM(nn.Module):
@@ -109,14 +113,49 @@ class DecoderLM(nn.Module):
                 if not table[point]:
                     del table[point]
 
+    def trace_bytes(self, names: Iterable[str] | str | None, n_tokens: int, batch: int = 1) -> int:
+        """Memory that run_with_trace would use to record `names` for n_tokens positions.
+
+        The attention scores and patterns are (B, H, T, T): they grow with the square of the
+        length, and for a big model and a long text they alone can exceed the machine's memory.
+        """
+        c = self.config
+        sizes = {"B": batch, "T": n_tokens, "S": n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.kv_heads,
+                 "Dh": c.dh, "F": c.mlp_width, "V": c.vocab_size}
+        shapes = {name.replace("{i}", "*"): shape for name, shape, _ in HOOK_NAMES}
+        element = next(self.parameters()).element_size()
+        total = 0
+        for name in select_names(self.hook_points, names):
+            generic = "blocks.*." + name.split(".", 2)[2] if name.startswith("blocks.") else name
+            total += math.prod(sizes[d] for d in shapes[generic].strip("[]").split(", ")) * element
+        return total
+
+    def max_trace_tokens(self, names: Iterable[str] | str | None = None, budget: int | None = None) -> int:
+        """The longest input (<= n_ctx) whose trace of `names` fits in `budget` bytes (default TRACE_BUDGET_BYTES)."""
+        budget = TRACE_BUDGET_BYTES if budget is None else budget
+        low, high = 1, self.config.n_ctx
+        while low < high:  # trace_bytes grows with the length: binary search
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if self.trace_bytes(names, mid) <= budget else (low, mid - 1)
+        return low
+
     def run_with_trace(self, ids: torch.Tensor, names: Iterable[str] | str | None = None,
-                       cache: KVCache | None = None) -> tuple[torch.Tensor, Trace]:
+                       cache: KVCache | None = None, budget: int | None = None) -> tuple[torch.Tensor, Trace]:
         """Run forward and record the tensors at hook points `names` (all when None; globs allowed).
 
         Returns (logits, trace); trace["blocks.0.attn.pattern"] is (B, H, T, S).
-        Recording never changes the logits (tests/test_hooks.py checks it).
+        Recording never changes the logits (tests/test_hooks.py checks it). A trace that would
+        take more than `budget` bytes (1 GiB by default) is refused before anything runs:
+        trace fewer tokens (max_trace_tokens says how many fit) or fewer names.
         """
+        budget = TRACE_BUDGET_BYTES if budget is None else budget
         chosen = select_names(self.hook_points, names)
+        B, T = (1, ids.shape[0]) if ids.dim() == 1 else ids.shape[:2]
+        start = cache.length if cache is not None else 0
+        need = self.trace_bytes(chosen, start + T, B)
+        if need > budget:
+            raise ValueError(f"tracing {T} tokens would record {need / 2**30:.1f} GiB (budget {budget / 2**30:.1f} "
+                             f"GiB); trace at most {self.max_trace_tokens(chosen, budget)} tokens, or fewer hook names")
         recorded: dict[str, torch.Tensor] = {}
 
         def record(x: torch.Tensor, name: str) -> None:

@@ -5,7 +5,7 @@ TinyShakespeare). Small vocabulary, long sequences: "hello" is 5 tokens.
 
     >>> tok = CharTokenizer.train("hello")
     >>> tok.encode("hell"), tok.decode([3, 1])
-    ([1, 0, 2, 2], 'oe')
+    ([1, 0, 2, 2], 'oh')
 """
 
 from __future__ import annotations

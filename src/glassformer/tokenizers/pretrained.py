@@ -22,7 +22,7 @@ def _byte_decoder() -> dict[str, int]:
 
 
 class PretrainedTokenizer:
-    def __init__(self, path: str | Path, eos_id: int | None = None) -> None:
+    def __init__(self, path: str | Path, eos_id: int | list[int] | None = None) -> None:
         path = Path(path)
         try:
             self.hf = HFTokenizer.from_file(str(path))
