@@ -21,8 +21,9 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium is missing; install it (sudo apt-get install chromium) or the browser tests are skipped"; fi; }
 
+# The tests, then every docstring example of the library (the chapters' code panels show them).
 test: $(STAMP) chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10 tests src/glassformer --doctest-modules --ignore=src/glassformer/course/chapters
 
 bench: $(STAMP)
 	$(PY) bench/generate.py

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from glassformer.models import COURSE_MODEL_DIR
+from glassformer.registry import COURSE_MODEL_DIR
 from glassformer.train import export_model
 
 if __name__ == "__main__":

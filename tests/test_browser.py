@@ -147,7 +147,7 @@ def svg_text(page, contains: str) -> str:
 
 def test_chapter_0_pipeline_stage_click(server, page):
     from glassformer.course.common import DEFAULT_TEXT
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     course = load_model("course")
     T, D = len(course.tokenizer.encode(DEFAULT_TEXT)), course.model.config.d_model
@@ -221,3 +221,50 @@ def test_quiz_progress_survives_a_server_restart(data_dir, browser):
         context.close()
     finally:
         second.stop()
+
+
+def test_appendix_b_glossary_search(server, page):
+    from glassformer.course import glossary
+
+    page.goto(server.url + "/chapter/B")
+    page.wait_for_selector(f"text=/{len(glossary.TERMS)} of {len(glossary.TERMS)} terms/", timeout=90_000)
+    box = page.get_by_placeholder("search: a word, e.g. nucleus, bytes, greedy")
+    box.fill("nucleus")
+    box.press("Enter")
+    page.wait_for_selector(f"text=/1 of {len(glossary.TERMS)} terms match/", timeout=20_000)
+    assert page.locator("a[href='/chapter/8/']", has_text="From logits to words").count() >= 1  # the link to where it is taught
+    assert_clean(page, "appendix B")
+    shot(page, "appendixB")
+
+
+def test_glassformer_edit_opens_the_chapter_in_marimos_editor(tmp_path, browser):
+    import re
+    import threading
+
+    port = free_port()
+    env = {**os.environ, "GLASSFORMER_DATA": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "glassformer.cli", "edit", "8", "--dir", str(tmp_path / "mine"),
+                             "--no-browser", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        deadline = time.time() + 60
+        url = None
+        while time.time() < deadline and url is None:
+            found = [m.group(0) for line in lines for m in [re.search(r"http://127\.0\.0\.1:\d+\S*", line)] if m]
+            url = found[0] if found else None
+            time.sleep(0.3)
+        assert url and "access_token" in url, "".join(lines)[-2000:]  # marimo's token authentication is on
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        pg = context.new_page()
+        pg.goto(url)
+        pg.wait_for_selector("text=From logits to words", timeout=90_000)
+        for text in ERROR_TEXTS:
+            assert pg.locator(f"text={text}").count() == 0, f"edit: error output: {text}"
+        shot(pg, "edit-chapter8")
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "Traceback" not in "".join(lines), "".join(lines)[-3000:]

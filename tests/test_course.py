@@ -20,12 +20,12 @@ def learner_data(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def test_the_first_three_chapters_are_built():
-    assert [c.key for c in BUILT] == ["0", "1", "8"]
+def test_the_built_chapters():
+    assert [c.key for c in BUILT] == ["0", "1", "8", "B"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chapter", BUILT, ids=[c.key for c in BUILT])
+@pytest.mark.parametrize("chapter", BUILT + [catalog.TEMPLATE], ids=[c.key for c in BUILT] + ["template"])
 def test_chapter_runs_as_a_script(chapter):
     path = catalog.CHAPTER_DIR / chapter.module
     result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
@@ -37,7 +37,7 @@ def test_chapter_runs_as_a_script(chapter):
 @pytest.mark.parametrize("text", ["", "x" * 5000, "emoji 🙂 中文 \x00\x07 control", "ü ß é ñ"])
 def test_any_text_is_prepared_without_an_exception(text):
     from glassformer.course.common import prepare
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     loaded = load_model("course")
     prepared = prepare(loaded, text)
@@ -94,7 +94,7 @@ def cached_gpt2(tmp_path, monkeypatch):
 
 def test_a_cached_hub_model_is_offered_and_loads_offline(cached_gpt2):
     from glassformer.course.common import load_chosen, prepare
-    from glassformer.models import available_models
+    from glassformer.registry import available_models
 
     entries = {e.name: e for e in available_models()}
     assert entries["gpt2"].available and "cache" in entries["gpt2"].description
@@ -106,7 +106,7 @@ def test_a_cached_hub_model_is_offered_and_loads_offline(cached_gpt2):
         assert 1 <= len(prepared.ids) <= loaded.model.config.n_ctx
         assert loaded.tokenizer.decode(prepared.ids)  # real tokens, not placeholders
     assert prepare(loaded, "be " * 500).notices  # truncated, and the page says so
-    from glassformer.models import hub_tokenizer  # chapter 1's third column: the tokenizer file alone
+    from glassformer.registry import hub_tokenizer  # chapter 1's third column: the tokenizer file alone
 
     text = "To be, or not to be 🙂"
     assert hub_tokenizer("gpt2").encode(text) == loaded.tokenizer.encode(text)
@@ -123,3 +123,47 @@ def test_chapter_runs_on_a_bpe_model(chapter, cached_gpt2):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "could not load" not in result.stderr, result.stderr[-3000:]  # no silent fall back to `course`
+
+
+def test_quiz_options_are_shuffled_so_the_answer_position_is_no_hint():
+    import ast
+
+    from glassformer.course.widgets.quiz import Question
+
+    positions = []
+    for chapter in BUILT:
+        source = (catalog.CHAPTER_DIR / chapter.module).read_text()
+        assert f'header("{chapter.key}")' not in source and f'quiz("{chapter.key}"' not in source  # from the catalog
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Question":
+                key, prompt, options, answer = (ast.literal_eval(a) for a in node.args[:4])
+                shown = Question(key, prompt, options, answer, "").shown_options()
+                assert sorted(shown) == sorted(options) and shown == Question(key, prompt, options, answer, "").shown_options()
+                positions.append(shown.index(options[answer]))
+    assert len(positions) >= 10 and len(set(positions)) >= 3, positions  # the right answer moves around
+
+
+# Bold words in chapters that are emphasis or slider names, not terms the chapter introduces.
+NOT_TERMS = {"your", "one", "step", "when does it stop?", "by hand first.", "b", "t", "d", "v"}
+
+
+def test_every_bold_term_of_a_chapter_is_in_the_glossary_and_every_link_resolves():
+    import re
+
+    from glassformer.course import glossary
+
+    names = {n.lower() for t in glossary.TERMS for n in (t.name, *t.aliases)}
+    symbols = {s.lower() for s, _ in glossary.SYMBOLS}
+    for term in glossary.TERMS:
+        assert catalog.chapter(term.chapter).built, f"{term.name!r} links to unbuilt chapter {term.chapter}"
+    missing = []
+    for chapter in BUILT:
+        source = (catalog.CHAPTER_DIR / chapter.module).read_text()
+        for bold in re.findall(r"\*\*([^*{}\n]{1,60})\*\*", source):
+            word = bold.strip().lower()
+            if word in NOT_TERMS or word in symbols or word.startswith(("right", "not quite")):
+                continue
+            if word not in names and word.rstrip("s") not in names and word + "s" not in names:
+                missing.append((chapter.key, bold))
+    assert not missing, f"bold terms not in the glossary: {missing}"
+    assert [t.name for t in glossary.search("NUCLEUS")] == ["top-p"] and len(glossary.search("")) == len(glossary.TERMS)

@@ -24,7 +24,6 @@ QWEN3_SHAPES = {
     "gqa-ratio2-tied": dict(heads=4, kv_heads=2, hidden=64, tie=True),
     "gqa-ratio4-wide-heads": dict(heads=8, kv_heads=2, hidden=64, head_dim=16, tie=False),
     "mqa-odd-heads": dict(heads=3, kv_heads=1, hidden=48, tie=True, rope_theta=1e6),
-    "llama-gqa": dict(heads=4, kv_heads=2, hidden=64, tie=False, model_type="llama"),
 }
 
 
@@ -65,6 +64,23 @@ def test_gpt2_matches_transformers(tmp_path, shape):
 @pytest.mark.parametrize("shape", QWEN3_SHAPES.values(), ids=QWEN3_SHAPES.keys())
 def test_qwen3_matches_transformers(tmp_path, shape):
     hf_model = save_qwen3(tmp_path, vocab_size=101, **shape)
+    compare(hf_model, tmp_path, 101)
+
+
+LLAMA_SHAPES = {
+    "gqa-untied": dict(heads=4, kv_heads=2, hidden=64, tie=False),
+    "mha-tied": dict(heads=4, kv_heads=4, hidden=48, tie=True, rope_theta=5e5),
+}
+
+
+@pytest.mark.parametrize("shape", LLAMA_SHAPES.values(), ids=LLAMA_SHAPES.keys())
+def test_llama_matches_transformers(tmp_path, shape):
+    """Llama is a family entry (values + the shared key map), not a class of its own."""
+    from glassformer.model import FAMILIES
+
+    hf_model = save_qwen3(tmp_path, vocab_size=101, model_type="llama", **shape)
+    ours, _ = load_pretrained(tmp_path)
+    assert ours.config.family == "llama" and not ours.config.qk_norm and FAMILIES["llama"].hf_rules
     compare(hf_model, tmp_path, 101)
 
 

@@ -64,7 +64,7 @@ def test_a_corrupt_checkpoint_through_the_cli_is_one_line(tmp_path):
 
 
 def test_programming_errors_keep_their_traceback():
-    from glassformer.cli import report_user_errors
+    from glassformer.errors import report_user_errors
 
     def bug():
         raise TypeError("unsupported operand type(s)")
@@ -227,14 +227,14 @@ def test_atomic_write_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
 def test_unexpected_errors_in_hub_lookups_are_not_swallowed(monkeypatch, tmp_path):
     import huggingface_hub
 
-    from glassformer import models, pretrained
+    from glassformer import pretrained, registry
 
     def broken(*args, **kwargs):
         raise TypeError("a bug, not a missing file")
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", broken)
     with pytest.raises(TypeError):
-        models.hub_cached("gpt2")
+        registry.hub_cached("gpt2")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
     with pytest.raises(TypeError):
         pretrained.resolve("some-user/some-model")

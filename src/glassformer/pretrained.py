@@ -3,9 +3,9 @@
     model, tokenizer = load_pretrained("gpt2")            # hub id (downloads when online)
     model, tokenizer = load_pretrained("/path/to/folder") # config.json + *.safetensors + tokenizer.json
 
-Each family has a declarative key map: for every tensor of our model, the checkpoint
-tensor(s) it comes from and the transform applied (copy, transpose, concatenate). The
-loader checks that every key is present, that every shape matches, and that no checkpoint
+Each family has a declarative key map (in `model.families`): for every tensor of our model,
+the checkpoint tensor(s) it comes from and the transform applied (copy, transpose,
+concatenate). The loader checks that every key is present, that every shape matches, and that no checkpoint
 tensor is left over; each error names the offending key.
 
 Weights are read only from safetensors files: a pickle file (.bin, .pt) can run arbitrary
@@ -17,131 +17,22 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from glassformer.checkpoint import CheckpointError
-from glassformer.model import DecoderLM, ModelConfig, build_model
+from glassformer.model import FAMILIES, DecoderLM, ModelConfig, build_model
+from glassformer.model.families import UnsupportedCheckpoint, family_for_hf
 from glassformer.tokenizers.pretrained import PretrainedTokenizer
 
 
-
-
-# --- configs ----------------------------------------------------------------------------
-
-def _rope_theta(hf: dict) -> float:
-    params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    rope_type = params.get("rope_type", params.get("type", "default"))
-    if rope_type not in ("default", None):
-        raise CheckpointError(f"RoPE scaling type {rope_type!r} is not supported (only plain RoPE)")
-    return float(params.get("rope_theta", hf.get("rope_theta", 10_000.0)))
-
-
 def config_from_hf(hf: dict) -> ModelConfig:
-    """Translate a Hugging Face config.json (as a dict) into a ModelConfig."""
-    kind = hf.get("model_type")
-    if kind == "gpt2":
-        for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"):
-            if hf.get(flag):
-                raise CheckpointError(f"GPT-2 option {flag}=true is not supported")
-        acts = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
-        act = hf.get("activation_function", "gelu_new")
-        if act not in acts:
-            raise CheckpointError(f"GPT-2 activation {act!r} is not supported; expected one of {sorted(acts)}")
-        return ModelConfig(
-            family="gpt2", vocab_size=hf["vocab_size"], n_ctx=hf["n_positions"], d_model=hf["n_embd"],
-            n_layers=hf["n_layer"], n_heads=hf["n_head"], d_mlp=hf.get("n_inner"), mlp=acts[act],
-            position="learned", norm="layernorm", norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-            tie_embeddings=hf.get("tie_word_embeddings", True),
-        )
-    if kind in ("qwen3", "llama", "qwen2"):
-        if hf.get("use_sliding_window"):
-            raise CheckpointError("sliding-window attention checkpoints are not supported")
-        if hf.get("hidden_act", "silu") != "silu":
-            raise CheckpointError(f"activation {hf['hidden_act']!r} is not supported (SwiGLU uses silu)")
-        bias = bool(hf.get("attention_bias", kind == "qwen2"))
-        return ModelConfig(
-            family="qwen3" if kind == "qwen3" else "llama", vocab_size=hf["vocab_size"],
-            n_ctx=hf.get("max_position_embeddings", 2048), d_model=hf["hidden_size"],
-            n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
-            n_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],
-            head_dim=hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"],
-            d_mlp=hf["intermediate_size"], position="rope", rope_theta=_rope_theta(hf), norm="rmsnorm",
-            norm_eps=hf.get("rms_norm_eps", 1e-6), mlp="swiglu", attn_bias=bias,
-            attn_out_bias=bias and kind != "qwen2", mlp_bias=bool(hf.get("mlp_bias", False)),
-            qk_norm=kind == "qwen3", tie_embeddings=hf.get("tie_word_embeddings", False),
-        )
-    raise CheckpointError(f"model_type {kind!r} is not supported; glassformer loads gpt2, qwen3, qwen2 and llama")
-
-
-# --- key maps ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Rule:
-    """Our tensor `ours` is built from checkpoint tensors `theirs` by `transform`.
-
-    transforms: "copy"; "transpose" (torch.nn.Linear stores (out, in), our Linear (in, out));
-    "concat" (our fused qkv projection = q, k and v stacked along the output dimension);
-    "concat_transpose" (both). GPT-2's Conv1D already stores (in, out).
-    """
-    ours: str
-    theirs: tuple[str, ...]
-    transform: str = "copy"
-
-
-def gpt2_rules(cfg: ModelConfig) -> list[Rule]:
-    rules = [Rule("embed.tok.weight", ("wte.weight",)), Rule("embed.positions.weight", ("wpe.weight",))]
-    for i in range(cfg.n_layers):
-        h = f"h.{i}"
-        rules += [
-            Rule(f"blocks.{i}.norm1.weight", (f"{h}.ln_1.weight",)),
-            Rule(f"blocks.{i}.norm1.bias", (f"{h}.ln_1.bias",)),
-            Rule(f"blocks.{i}.attn.qkv.weight", (f"{h}.attn.c_attn.weight",)),
-            Rule(f"blocks.{i}.attn.qkv.bias", (f"{h}.attn.c_attn.bias",)),
-            Rule(f"blocks.{i}.attn.out.weight", (f"{h}.attn.c_proj.weight",)),
-            Rule(f"blocks.{i}.attn.out.bias", (f"{h}.attn.c_proj.bias",)),
-            Rule(f"blocks.{i}.norm2.weight", (f"{h}.ln_2.weight",)),
-            Rule(f"blocks.{i}.norm2.bias", (f"{h}.ln_2.bias",)),
-            Rule(f"blocks.{i}.mlp.up.weight", (f"{h}.mlp.c_fc.weight",)),
-            Rule(f"blocks.{i}.mlp.up.bias", (f"{h}.mlp.c_fc.bias",)),
-            Rule(f"blocks.{i}.mlp.down.weight", (f"{h}.mlp.c_proj.weight",)),
-            Rule(f"blocks.{i}.mlp.down.bias", (f"{h}.mlp.c_proj.bias",)),
-        ]
-    rules += [Rule("final_norm.weight", ("ln_f.weight",)), Rule("final_norm.bias", ("ln_f.bias",))]
-    if not cfg.tie_embeddings:
-        rules.append(Rule("unembed.weight", ("lm_head.weight",)))
-    return rules
-
-
-def llama_rules(cfg: ModelConfig) -> list[Rule]:
-    """Qwen3, Qwen2 and Llama share this layout; Qwen3 adds q_norm/k_norm."""
-    rules = [Rule("embed.tok.weight", ("model.embed_tokens.weight",))]
-    for i in range(cfg.n_layers):
-        a, m = f"model.layers.{i}.self_attn", f"model.layers.{i}.mlp"
-        rules += [
-            Rule(f"blocks.{i}.norm1.weight", (f"model.layers.{i}.input_layernorm.weight",)),
-            Rule(f"blocks.{i}.attn.qkv.weight", (f"{a}.q_proj.weight", f"{a}.k_proj.weight", f"{a}.v_proj.weight"), "concat_transpose"),
-            Rule(f"blocks.{i}.attn.out.weight", (f"{a}.o_proj.weight",), "transpose"),
-            Rule(f"blocks.{i}.norm2.weight", (f"model.layers.{i}.post_attention_layernorm.weight",)),
-            Rule(f"blocks.{i}.mlp.gate.weight", (f"{m}.gate_proj.weight",), "transpose"),
-            Rule(f"blocks.{i}.mlp.up.weight", (f"{m}.up_proj.weight",), "transpose"),
-            Rule(f"blocks.{i}.mlp.down.weight", (f"{m}.down_proj.weight",), "transpose"),
-        ]
-        if cfg.attn_bias:
-            rules.append(Rule(f"blocks.{i}.attn.qkv.bias", (f"{a}.q_proj.bias", f"{a}.k_proj.bias", f"{a}.v_proj.bias"), "concat"))
-        if cfg.attn_out_bias:
-            rules.append(Rule(f"blocks.{i}.attn.out.bias", (f"{a}.o_proj.bias",)))
-        if cfg.mlp_bias:
-            rules += [Rule(f"blocks.{i}.mlp.{p}.bias", (f"{m}.{p}_proj.bias",)) for p in ("gate", "up", "down")]
-        if cfg.qk_norm:
-            rules += [Rule(f"blocks.{i}.attn.q_norm.weight", (f"{a}.q_norm.weight",)),
-                      Rule(f"blocks.{i}.attn.k_norm.weight", (f"{a}.k_norm.weight",))]
-    rules.append(Rule("final_norm.weight", ("model.norm.weight",)))
-    if not cfg.tie_embeddings:
-        rules.append(Rule("unembed.weight", ("lm_head.weight",)))
-    return rules
+    """Translate a Hugging Face config.json (as a dict) into a ModelConfig, by its model_type."""
+    try:
+        return family_for_hf(hf.get("model_type")).from_hf(hf)
+    except UnsupportedCheckpoint as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 # Checkpoint entries that are not weights (old GPT-2 files store the causal mask as a
@@ -149,16 +40,14 @@ def llama_rules(cfg: ModelConfig) -> list[Rule]:
 IGNORED = [re.compile(r"(^|\.)attn\.(masked_)?bias$"), re.compile(r"^lm_head\.weight$")]
 
 
-def _normalize_keys(tensors: dict[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
-    if family == "gpt2":  # GPT2LMHeadModel saves "transformer.h.0...", the original files "h.0..."
-        return {k.removeprefix("transformer."): v for k, v in tensors.items()}
-    return tensors
-
-
 def convert_state_dict(tensors: dict[str, torch.Tensor], cfg: ModelConfig, model: DecoderLM) -> dict[str, torch.Tensor]:
     """Apply the family's key map; check presence, shapes and leftovers."""
-    tensors = _normalize_keys(tensors, cfg.family)
-    rules = gpt2_rules(cfg) if cfg.family == "gpt2" else llama_rules(cfg)
+    family = FAMILIES[cfg.family]
+    if family.hf_rules is None:
+        raise CheckpointError(f"the {cfg.family} family has no Hugging Face checkpoint layout")
+    if family.hf_prefix:  # e.g. GPT2LMHeadModel saves "transformer.h.0...", the original files "h.0..."
+        tensors = {k.removeprefix(family.hf_prefix): v for k, v in tensors.items()}
+    rules = family.hf_rules(cfg)
     expected = model.state_dict()
     ours_needed = {k for k in expected if not (cfg.tie_embeddings and k == "unembed.weight")}
     assert {r.ours for r in rules} == ours_needed, "key map does not cover the model exactly"

@@ -2,8 +2,9 @@
 
 The model's last layer gives one score (logit) per vocabulary entry. softmax turns scores
 into probabilities: p_i = exp(z_i) / sum_j exp(z_j). Before sampling, each filter below
-reshapes or trims the distribution. They are applied in this order (the same order as
-Hugging Face `transformers`):
+reshapes or trims the distribution. By default they are applied in this order (the same
+order as Hugging Face `transformers`; it is one convention, not a law: llama.cpp, for one,
+applies temperature last, and `temperature_last=True` does the same here):
 
     1. temperature   z / T: T < 1 sharpens, T > 1 flattens, T -> 0 becomes greedy
     2. top-k         keep the k highest scores
@@ -28,10 +29,13 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k largest scores, set the rest to -inf.
+    """Keep the k largest scores, set the rest to -inf. Scores tied with the k-th are all kept,
+    so on ties more than k tokens survive.
 
         >>> top_k_filter(torch.tensor([1.0, 3.0, 2.0]), 2)
         tensor([-inf, 3., 2.])
+        >>> top_k_filter(torch.tensor([1.0, 2.0, 2.0]), 1)
+        tensor([-inf, 2., 2.])
     """
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {k}")
@@ -73,8 +77,21 @@ def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, min_p: float | None = None) -> torch.Tensor:
-    """Apply temperature, top-k, top-p, min-p in that order; None (or 1.0 for top-p) skips a filter."""
+                  top_p: float | None = None, min_p: float | None = None,
+                  temperature_last: bool = False) -> torch.Tensor:
+    """Apply temperature, top-k, top-p, min-p in that order; None (or 1.0 for top-p) skips a filter.
+
+    temperature_last=True applies the temperature after the filters instead; top-p and min-p
+    then judge the untempered probabilities, so a different set of tokens can survive.
+
+        >>> z = torch.tensor([2.0, 1.0, 0.0])     # probabilities 0.67, 0.24, 0.09; at T = 2: 0.51, 0.31, 0.19
+        >>> filter_logits(z, temperature=2.0, top_p=0.85).isfinite().tolist()          # T first
+        [True, True, True]
+        >>> filter_logits(z, temperature=2.0, top_p=0.85, temperature_last=True).isfinite().tolist()
+        [True, True, False]
+    """
+    if temperature_last:
+        return apply_temperature(filter_logits(logits, 1.0, top_k, top_p, min_p), temperature)
     logits = apply_temperature(logits.float(), temperature)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
@@ -84,6 +101,17 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     if min_p is not None:
         logits = min_p_filter(logits, min_p) if min_p != 0.0 else logits
     return logits
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in bits, -sum p log2 p, over the last dimension: how many yes/no questions
+    the choice is worth (0: certain; log2(n): n equally likely tokens).
+
+        >>> entropy(torch.tensor([0.5, 0.5, 0.0])).item(), entropy(torch.tensor([1.0, 0.0])).item()
+        (1.0, 0.0)
+    """
+    logs = torch.where(probs > 0, probs.log2(), torch.zeros_like(probs))
+    return (probs * -logs).sum(dim=-1) + 0.0  # + 0.0: no "-0.0" for a certain choice
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
@@ -96,6 +124,19 @@ def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> to
     probs = logits.softmax(dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
     return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+
+
+def distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, min_p: float | None = None) -> torch.Tensor:
+    """The probabilities the next token is drawn from, after the filters: (..., V) -> (..., V).
+    temperature == 0 (greedy) puts all the probability on the most likely token.
+
+        >>> distribution(torch.tensor([2.0, 1.0, 0.0]), temperature=0).tolist()
+        [1.0, 0.0, 0.0]
+    """
+    if temperature == 0:
+        return torch.nn.functional.one_hot(greedy(logits), logits.shape[-1]).float()
+    return filter_logits(logits, temperature, top_k, top_p, min_p).softmax(dim=-1)
 
 
 def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from glassformer.checkpoint import (CheckpointError, atomic_write, load_training_state, load_weights,
                                     read_training_meta, save_model_folder, save_training_state)
 from glassformer.data import load_text, random_batch, sequential_batches, train_val_split
+from glassformer.errors import report_user_errors
 from glassformer.generate import generate
 from glassformer.model import DecoderLM, ModelConfig, build_model, preset
 from glassformer.model.config import MLPS, NORMS, POSITIONS
@@ -664,8 +665,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from glassformer.cli import report_user_errors
-
     parser = argparse.ArgumentParser(prog="python -m glassformer.train", description="Train a character-level model.")
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -1,4 +1,6 @@
-"""The chapters of the course, in order (see CURRICULUM.md). `module` is None until built."""
+"""The chapters of the course, in order (what each must cover: docs/curriculum.md).
+`module` is None until built. A chapter notebook finds its own entry by its file name
+(`for_file(__file__)`), so its key, title and neighbours are written here only."""
 
 from __future__ import annotations
 
@@ -43,20 +45,35 @@ CHAPTERS: list[Chapter] = [
     Chapter("12", "What makes it work", "Induction heads and in-context learning."),
     Chapter("13", "From language model to assistant", "Fine-tuning, instruction tuning, RLHF."),
     Chapter("A", "Worked example by hand", "One forward pass small enough for pencil and paper."),
-    Chapter("B", "Reference", "Symbols, glossary, further reading."),
+    Chapter("B", "Reference", "Symbols, a searchable glossary, further reading.", "chB_reference.py"),
 ]
 
 
+# The pattern a new chapter copies (chapters/_template.py); not part of the course.
+TEMPLATE = Chapter("template", "Chapter template", "The shape every chapter follows.", "_template.py")
+
+
 def chapter(key: str) -> Chapter:
-    for ch in CHAPTERS:
+    for ch in [*CHAPTERS, TEMPLATE]:
         if ch.key == key:
             return ch
     raise KeyError(f"no chapter {key!r}")
+
+
+def for_file(path: str | Path) -> Chapter:
+    """The catalog entry of the chapter notebook at `path` (by file name)."""
+    name = Path(path).name
+    for ch in [*CHAPTERS, TEMPLATE]:
+        if ch.module == name:
+            return ch
+    raise KeyError(f"{name} is not a chapter listed in the catalog")
 
 
 def neighbours(key: str) -> tuple[Chapter | None, Chapter | None]:
     """The previous and next *built* chapters."""
     built = [c for c in CHAPTERS if c.built]
     keys = [c.key for c in built]
+    if key not in keys:  # the template
+        return None, None
     i = keys.index(key)
     return (built[i - 1] if i > 0 else None, built[i + 1] if i + 1 < len(built) else None)

@@ -16,6 +16,11 @@ log = logging.getLogger("glassformer.course")
 DEFAULT_TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?"
 
 
+def chapter(notebook_file: str) -> catalog.Chapter:
+    """The catalog entry of the chapter whose notebook is `notebook_file` (its `__file__`)."""
+    return catalog.for_file(notebook_file)
+
+
 def header(key: str) -> mo.Html:
     """Title, breadcrumb and previous/next links; also records the visit."""
     store.mark_visited(key)
@@ -40,7 +45,7 @@ def footer(key: str) -> mo.Html:
 
 def model_picker() -> mo.ui.dropdown:
     """The model used by every chapter; the choice is saved and shared across chapters."""
-    from glassformer.models import available_models
+    from glassformer.registry import available_models
 
     entries = available_models()
     options = {("" if e.available else "(unavailable) ") + e.name: e.name for e in entries}
@@ -52,7 +57,7 @@ def model_picker() -> mo.ui.dropdown:
 
 
 def model_status(entries=None) -> mo.Html:
-    from glassformer.models import available_models
+    from glassformer.registry import available_models
 
     rows = [f"| `{e.name}` | {e.description} | {'yes' if e.available else 'no: ' + e.reason} |"
             for e in (entries or available_models())]
@@ -62,7 +67,7 @@ def model_status(entries=None) -> mo.Html:
 def saved_model_notice(name: str) -> str | None:
     """Say so when the picker shows another model than the one the learner chose last time
     (the saved choice is unavailable now: offline, a deleted run folder...)."""
-    from glassformer.models import available_models
+    from glassformer.registry import available_models
 
     saved = store.get_setting("model", "course")
     if saved == name:
@@ -74,7 +79,7 @@ def saved_model_notice(name: str) -> str | None:
 
 def load_chosen(name: str):
     """(LoadedModel, problem message or None); falls back to the course model if name fails."""
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     notice = saved_model_notice(name)
     try:
@@ -98,6 +103,7 @@ class Prepared:
     ids: list[int]                 # what the model will see
     strip: list[dict]              # token-strip rows, unknown characters included (greyed)
     notices: list[str] = field(default_factory=list)
+    text: str = ""                 # the text the ids came from (the fallback when the box was empty)
 
     def notice(self) -> mo.Html | None:
         return mo.callout(mo.md("\n\n".join(self.notices)), kind="warn") if self.notices else None
@@ -150,4 +156,4 @@ def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "T
         ids = ids[-limit:]
         known = [r for r in strip if not r.get("unknown")]
         strip = known[-limit:]
-    return Prepared(ids, strip, notices)
+    return Prepared(ids, strip, notices, text)

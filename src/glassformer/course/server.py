@@ -117,7 +117,7 @@ async def reset_progress(request: Request):
 
 
 async def models(request: Request) -> JSONResponse:
-    from glassformer.models import available_models
+    from glassformer.registry import available_models
 
     return JSONResponse([e.__dict__ for e in available_models()])
 
@@ -162,7 +162,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host}: other machines on your network can open the course", file=sys.stderr)
     t0 = time.perf_counter()
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     load_model("course")  # warm the shared model before the first page asks for it
     app = build_app()

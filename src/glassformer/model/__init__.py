@@ -20,19 +20,16 @@ Modules, in the order a token meets them:
     attention  causal self-attention (eager reference + fused path), GQA/MQA, KV cache
     mlp        the feed-forward network (GELU MLP, SwiGLU)
     block      one Transformer block: norm -> attention -> add -> norm -> MLP -> add
-    decoder    the decoder-only language model shared by every family
-    gpt2, qwen3, course   the model families
+    families   the model families as data (GPT-2, Llama, Qwen3, course) and their checkpoint layouts
+    decoder    the decoder-only language model every family is built as
 """
 
 from glassformer.model.config import ModelConfig, PRESETS, preset
 from glassformer.model.hooks import HookPoint, Trace, HOOK_NAMES, hook_names
-from glassformer.model.decoder import DecoderLM, KVCache
-from glassformer.model.gpt2 import GPT2
-from glassformer.model.qwen3 import Qwen3
-from glassformer.model.course import CourseGPT
-from glassformer.model.build import build_model
+from glassformer.model.families import FAMILIES
+from glassformer.model.decoder import DecoderLM, KVCache, build_model
 
 __all__ = [
     "ModelConfig", "PRESETS", "preset", "HookPoint", "Trace", "HOOK_NAMES", "hook_names",
-    "DecoderLM", "KVCache", "GPT2", "Qwen3", "CourseGPT", "build_model",
+    "FAMILIES", "DecoderLM", "KVCache", "build_model",
 ]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.model.attention import Attention
+from glassformer.model.attention import Attention, KVCache
 from glassformer.model.hooks import HookPoint
 
 
@@ -39,14 +39,18 @@ class Block(nn.Module):
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
 
-    def forward(self, x: torch.Tensor, **attn_kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, start: int = 0, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                alibi: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D). start, rope, alibi, cache and layer go to attention unchanged:
+        the position of x's first token, RoPE's (cos, sin), ALiBi's bias, the KV cache and this block's index."""
+        attn_args = dict(start=start, rope=rope, alibi=alibi, cache=cache, layer=layer)
         x = self.hook_resid_pre(x)                                              # (B, T, D)
         if self.pre_norm:
-            attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(self.norm1(x)), **attn_kwargs))
+            attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(self.norm1(x)), **attn_args))
             mid = self.hook_resid_mid(x + self._drop(attn_out))                 # (B, T, D)
             mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(self.norm2(mid))))
             return self.hook_resid_post(mid + self._drop(mlp_out))              # (B, T, D)
-        attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(x), **attn_kwargs))
+        attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(x), **attn_args))
         mid = self.hook_resid_mid(self.norm1(x + self._drop(attn_out)))         # (B, T, D)
         mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(mid)))
         return self.hook_resid_post(self.norm2(mid + self._drop(mlp_out)))      # (B, T, D)

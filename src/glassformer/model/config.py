@@ -1,29 +1,36 @@
 """What a model is made of: one small dataclass, plus presets looked up by exact name.
 
-A ModelConfig says everything needed to build a model with random weights. The
-`family` field picks the class (GPT2, Qwen3, CourseGPT); the other fields pick the
-pieces inside it.
+A ModelConfig says everything needed to build a model with random weights. Every field has
+one meaning and, after construction, one value: the defaults that depend on other fields
+(n_kv_heads, head_dim, d_mlp, attn_dropout) are resolved once, in __post_init__.
+The `family` field names an entry of `families.FAMILIES` (which values the family fixes,
+and how its Hugging Face checkpoints are laid out).
 
     >>> cfg = preset("gpt2")
-    >>> cfg.d_model, cfg.n_layers, cfg.n_heads
-    (768, 12, 12)
+    >>> cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.head_dim, cfg.d_mlp
+    (768, 12, 12, 64, 3072)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-Family = Literal["gpt2", "qwen3", "llama", "course"]
+Family = Literal["gpt2", "llama", "qwen3", "course"]
 Position = Literal["learned", "sinusoidal", "rope", "alibi", "none"]
 Norm = Literal["layernorm", "rmsnorm"]
 MLPKind = Literal["gelu", "gelu_tanh", "swiglu"]
 
-FAMILIES = ("gpt2", "qwen3", "llama", "course")
-POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
-NORMS = ("layernorm", "rmsnorm")
-MLPS = ("gelu", "gelu_tanh", "swiglu")
+FAMILY_NAMES, POSITIONS, NORMS, MLPS = get_args(Family), get_args(Position), get_args(Norm), get_args(MLPKind)
+
+# Fields whose default is computed from other fields, and how.
+DERIVED = {
+    "n_kv_heads": lambda c: c.n_heads,            # plain multi-head attention
+    "head_dim": lambda c: c.d_model // c.n_heads,
+    "d_mlp": lambda c: 4 * c.d_model,
+    "attn_dropout": lambda c: c.dropout,
+}
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,9 @@ class ModelConfig:
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
-    n_kv_heads: int | None = None  # None: same as n_heads (plain multi-head attention)
-    head_dim: int | None = None    # None: d_model // n_heads
-    d_mlp: int | None = None       # None: 4 * d_model
+    n_kv_heads: int = None         # default: n_heads (fewer: grouped-query attention; 1: multi-query)
+    head_dim: int = None           # default: d_model // n_heads
+    d_mlp: int = None              # default: 4 * d_model
     position: Position = "learned"
     rope_theta: float = 10_000.0
     norm: Norm = "layernorm"
@@ -49,49 +56,42 @@ class ModelConfig:
     qk_norm: bool = False          # Qwen3: RMSNorm on each head's q and k before RoPE
     tie_embeddings: bool = True    # unembedding matrix = embedding matrix (transposed)
     dropout: float = 0.0           # on the residual additions during training
-    attn_dropout: float | None = None  # on the attention weights; None: same as dropout
+    attn_dropout: float = None     # on the attention weights; default: dropout
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ValueError(f"invalid ModelConfig: {message}")
 
-        check(self.family in FAMILIES, f"family {self.family!r} is not one of {FAMILIES}")
-        check(self.position in POSITIONS, f"position {self.position!r} is not one of {POSITIONS}")
-        check(self.norm in NORMS, f"norm {self.norm!r} is not one of {NORMS}")
-        check(self.mlp in MLPS, f"mlp {self.mlp!r} is not one of {MLPS}")
+        for name, options in (("family", FAMILY_NAMES), ("position", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
+            check(getattr(self, name) in options, f"{name} {getattr(self, name)!r} is not one of {options}")
         for name in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads"):
             check(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
         if self.head_dim is None:
             check(self.d_model % self.n_heads == 0,
                   f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set head_dim")
-        check(self.n_heads % self.kv_heads == 0,
-              f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.kv_heads}")
+        for name, default in DERIVED.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default(self))  # frozen: set once, here
+        check(self.n_heads % self.n_kv_heads == 0,
+              f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}")
         if self.position == "rope":
-            check(self.dh % 2 == 0, f"RoPE needs an even head width, got {self.dh}")
+            check(self.head_dim % 2 == 0, f"RoPE needs an even head width, got {self.head_dim}")
         if self.position == "sinusoidal":
             check(self.d_model % 2 == 0, f"sinusoidal positions need an even d_model, got {self.d_model}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        check(0.0 <= self.attention_dropout < 1.0, f"attn_dropout must be in [0, 1), got {self.attn_dropout}")
-
-    # Derived sizes, so that no caller repeats the defaulting rules.
-    @property
-    def kv_heads(self) -> int:
-        return self.n_kv_heads or self.n_heads
-
-    @property
-    def dh(self) -> int:
-        return self.head_dim or self.d_model // self.n_heads
-
-    @property
-    def attention_dropout(self) -> float:
-        return self.dropout if self.attn_dropout is None else self.attn_dropout
-
-    @property
-    def mlp_width(self) -> int:
-        return self.d_mlp or 4 * self.d_model
+        check(0.0 <= self.attn_dropout < 1.0, f"attn_dropout must be in [0, 1), got {self.attn_dropout}")
 
     def replace(self, **changes) -> "ModelConfig":
+        """A copy with `changes`; a derived field still at its default follows the fields it
+        derives from (replace(d_model=256) also doubles a default d_mlp).
+
+            >>> preset("tiny").replace(d_model=32).d_mlp
+            128
+        """
+        for name, default in DERIVED.items():
+            if name not in changes and getattr(self, name) == default(self):
+                changes[name] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

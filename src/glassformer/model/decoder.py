@@ -1,10 +1,13 @@
 """The decoder-only language model: ids -> embeddings -> blocks -> final norm -> logits.
 
-Every model family in glassformer (GPT2, Qwen3, CourseGPT) is a DecoderLM; a family only
-says which pieces go in (its positions and its blocks). This class owns what they share:
-the forward pass, input checks, the KV cache, and the hook machinery.
+Every model family in glassformer (GPT-2, Llama, Qwen3, the course's) is this one class: the
+config says which pieces go in (positions, norm, MLP, attention options), and `families`
+says which values each family fixes. It owns the forward pass, input checks, the KV cache and
+the hook machinery.
 
-    >>> model = CourseGPT(preset("tiny"))
+    >>> import torch
+    >>> from glassformer.model import preset
+    >>> model = DecoderLM(preset("tiny"))
     >>> logits, trace = model.run_with_trace(torch.tensor([[1, 2, 3]]))
     >>> logits.shape, trace["blocks.0.attn.pattern"].shape
     (torch.Size([1, 3, 65]), torch.Size([1, 4, 3, 3]))
@@ -19,13 +22,15 @@ from collections.abc import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from glassformer.model.attention import KVCache
+from glassformer.model.attention import Attention, KVCache
 from glassformer.model.block import Block
 from glassformer.model.config import ModelConfig
 from glassformer.model.embedding import Embed, Unembed
+from glassformer.model.families import FAMILIES
 from glassformer.model.hooks import HOOK_NAMES, HookFn, HookPoint, Trace, attached, hook_names, select_names
+from glassformer.model.mlp import make_mlp
 from glassformer.model.norm import make_norm
-from glassformer.model.position import Rotary, alibi_bias, alibi_slopes
+from glassformer.model.position import Rotary, alibi_bias, alibi_slopes, make_positions
 
 
 # The most memory a trace may take unless the caller says otherwise.
@@ -33,14 +38,15 @@ TRACE_BUDGET_BYTES = 2**30
 
 
 class DecoderLM(nn.Module):
-    """Base class of every family. Subclasses implement make_positions() and make_block(i)."""
+    """ids -> embeddings (+ positions) -> n_layers blocks -> final norm -> logits, built from a config."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.check_config(config)
-        self.embed = Embed(config.vocab_size, config.d_model, self.make_positions())
-        self.rotary = Rotary(config.dh, config.rope_theta) if config.position == "rope" else None
+        FAMILIES[config.family].check(config)
+        self.embed = Embed(config.vocab_size, config.d_model, make_positions(config.position, config.n_ctx,
+                                                                             config.d_model))
+        self.rotary = Rotary(config.head_dim, config.rope_theta) if config.position == "rope" else None
         if config.position == "alibi":
             self.register_buffer("alibi_slopes", alibi_slopes(config.n_heads), persistent=False)
         else:
@@ -55,15 +61,16 @@ class DecoderLM(nn.Module):
         self.init_weights()
         self.hook_points: dict[str, HookPoint] = self._name_hook_points()
 
-    # --- what a family decides -------------------------------------------------------
-    def check_config(self, config: ModelConfig) -> None:
-        """Refuse configs this family cannot express (overridden by families)."""
-
-    def make_positions(self) -> nn.Module | None:
-        raise NotImplementedError
-
     def make_block(self, i: int) -> Block:
-        raise NotImplementedError
+        c = self.config
+        return Block(
+            make_norm(c.norm, c.d_model, c.norm_eps),
+            Attention(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, qkv_bias=c.attn_bias, out_bias=c.attn_out_bias,
+                      qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.attn_dropout),
+            make_norm(c.norm, c.d_model, c.norm_eps),
+            make_mlp(c.mlp, c.d_model, c.d_mlp, c.mlp_bias),
+            pre_norm=c.pre_norm, dropout=c.dropout,
+        )
 
     def init_weights(self) -> None:
         """GPT-2's scheme: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2L)."""
@@ -120,8 +127,8 @@ class DecoderLM(nn.Module):
         length, and for a big model and a long text they alone can exceed the machine's memory.
         """
         c = self.config
-        sizes = {"B": batch, "T": n_tokens, "S": n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.kv_heads,
-                 "Dh": c.dh, "F": c.mlp_width, "V": c.vocab_size}
+        sizes = {"B": batch, "T": n_tokens, "S": n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.n_kv_heads,
+                 "Dh": c.head_dim, "F": c.d_mlp, "V": c.vocab_size}
         shapes = {name.replace("{i}", "*"): shape for name, shape, _ in HOOK_NAMES}
         element = next(self.parameters()).element_size()
         total = 0
@@ -220,7 +227,7 @@ class DecoderLM(nn.Module):
         """An empty KV cache for up to max_len positions (default: the model's context)."""
         cfg = self.config
         p = next(self.parameters())
-        return KVCache(cfg.n_layers, batch, cfg.kv_heads, max_len or cfg.n_ctx, cfg.dh,
+        return KVCache(cfg.n_layers, batch, cfg.n_kv_heads, max_len or cfg.n_ctx, cfg.head_dim,
                        dtype=p.dtype, device=p.device)
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
@@ -229,3 +236,8 @@ class DecoderLM(nn.Module):
             n -= self.embed.tok.weight.numel()
         return n
 
+
+
+def build_model(config: ModelConfig) -> DecoderLM:
+    """A model with freshly initialized weights for `config`."""
+    return DecoderLM(config)

@@ -124,3 +124,13 @@ def alibi_bias(slopes: torch.Tensor, start: int, length: int, n_keys: int) -> to
     k_pos = torch.arange(n_keys, device=slopes.device)[None, :]                 # (1, S)
     distance = (q_pos - k_pos).clamp(min=0).to(slopes.dtype)                    # (T, S)
     return -slopes[:, None, None] * distance                                     # (H, T, S)
+
+
+def make_positions(kind: str, n_ctx: int, d_model: int) -> nn.Module | None:
+    """The table added to the token embeddings, for the schemes that add one; RoPE and ALiBi
+    act inside attention instead, and "none" has no positional information at all."""
+    if kind == "learned":
+        return LearnedPositions(n_ctx, d_model)
+    if kind == "sinusoidal":
+        return SinusoidalPositions(n_ctx, d_model)
+    return None

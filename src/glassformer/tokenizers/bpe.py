@@ -114,12 +114,14 @@ class BPETokenizer:
     @classmethod
     def train(cls, text: str, vocab_size: int, pattern: str | None = "gpt2",
               special_tokens: list[str] | tuple[str, ...] = (), min_count: int = 2,
-              progress=None) -> "BPETokenizer":
+              progress=None, on_merge=None) -> "BPETokenizer":
         """Learn vocab_size - 256 - len(special_tokens) merges from text.
 
         pattern: "gpt2", "gpt4", a regex, or None (no pre-split: the text is one chunk).
         Stops early when no pair occurs at least min_count times. progress(i, total) is
-        called after each merge.
+        called after each merge. on_merge(merge, counts), if given, is called before each merge
+        is applied with a copy of every pair's count at that moment (the course steps through a
+        small example with it; on a big corpus the copies are slow).
         """
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
@@ -155,6 +157,8 @@ class BPETokenizer:
             new_id = 256 + len(merges)
             vocab.append(vocab[pair[0]] + vocab[pair[1]])
             merges.append(Merge(pair, new_id, vocab[new_id], -neg))
+            if on_merge is not None:
+                on_merge(merges[-1], {p: c for p, c in counts.items() if c > 0})
             changed: set[Pair] = set()
             for w in where.pop(pair):
                 old = words[w]

@@ -1,7 +1,7 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium", app_title="0. The big picture")
+app = marimo.App(width="medium", app_title="0. The big picture", css_file="course.css")
 
 
 @app.cell
@@ -16,13 +16,14 @@ def _():
                                             prob_bars, quiz, quiz_feedback, token_label)
     from glassformer.model.block import Block
     from glassformer.model.decoder import DecoderLM
+    this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     return (Block, DecoderLM, Question, TokenStrip, attention_heatmap, code_panel, common, matrix_heatmap, mo,
-            prob_bars, quiz, quiz_feedback, time, token_label, torch)
+            prob_bars, quiz, quiz_feedback, time, token_label, torch, this)
 
 
 @app.cell
-def _(common):
-    common.header("0")
+def _(common, this):
+    common.header(this.key)
     return
 
 
@@ -38,9 +39,13 @@ def _(mo):
     Step 100 cannot start before step 99 is done, and by step 100 the details of step 1 have been
     overwritten many times.
 
-    A **Transformer** reads the whole sequence at once. Every position is processed in parallel, and
-    any position can look directly at any earlier one. That is why Transformers train fast on hardware
-    that does many multiplications at once, and why they remember the start of a long text.
+    A **Transformer** reads the whole sequence at once. When it reads a text (in training, or the
+    prompt you give it) every position is processed in parallel, and any position can look directly at
+    any earlier one. That is why Transformers train fast on hardware that does many multiplications at
+    once, and why the first word of a text is as easy to reach as the previous one, as long as both are
+    inside the model's **context window** (its longest input; the table below says how long it is for
+    the model you picked). Writing new text is still one token per call: each new token needs the
+    one before it (chapter 8).
 
     Below is a real Transformer (the course model: a small GPT trained on Shakespeare, one token per
     character) running on **your** text. Change it and everything re-runs.
@@ -97,7 +102,7 @@ def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
     T = ids.shape[1]
     _top = int(probs.argmax())
     shapes = [
-        ("text", "your string", f"{len(prepared.strip)} characters", "—"),
+        ("text", "your string", f"{len(prepared.text)} characters", "—"),
         ("tokens", "ids", f"[B={1}, T={T}]", "input to model(ids)"),
         ("vectors", "embed.tok + embed.pos" if "embed.pos" in trace else "embed.tok (positions: RoPE, inside attention)",
          f"[1, {T}, D={cfg.d_model}]", "embed.tok, embed.pos" if "embed.pos" in trace else "embed.tok"),
@@ -107,10 +112,19 @@ def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
         ("probabilities", "softmax of the last row", f"[V={cfg.vocab_size}]", "—"),
         ("next token", "argmax (or a sample)", "one id", "—"),
     ]
-    _rows = "\n".join(f"| {i + 1}. {a} | {b} | `{c}` | {d if d == '—' else '`' + d + '`'} |"
-                       for i, (a, b, c, d) in enumerate(shapes))
-    mo.md(f"| stage | what | shape | hook name |\n|---|---|---|---|\n{_rows}\n\n"
-          f"The model ran on **{T} tokens** and its best guess for what follows is "
+    _count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    _tied = cfg.tie_embeddings
+    _params = ["—", "—",
+               f"{_count(model.embed):,}",
+               f"{sum(_count(b) for b in model.blocks):,}",
+               f"{_count(model.final_norm) + (0 if _tied else model.unembed.weight.numel()):,}"
+               + (" (unembedding shares the embedding table)" if _tied else ""),
+               "0", "0"]
+    _rows = "\n".join(f"| {i + 1}. {a} | {b} | `{c}` | {d if d == '—' else '`' + d + '`'} | {n} |"
+                       for i, ((a, b, c, d), n) in enumerate(zip(shapes, _params)))
+    mo.md(f"| stage | what | shape | hook name | learned parameters |\n|---|---|---|---|---|\n{_rows}\n\n"
+          f"The model ran on **{T} tokens** (its context window: {cfg.n_ctx} tokens; "
+          f"{model.num_params():,} parameters in all) and its best guess for what follows is "
           f"**`{token_label(tokenizer.token_bytes(_top))}`** ({probs[_top].item():.1%}). "
           f"Logits tensor: `{tuple(logits.shape)}`.")
     return cfg, T
@@ -122,8 +136,7 @@ def _(T, TokenStrip, attention_heatmap, cfg, ids, matrix_heatmap, mo, prepared, 
     _labels = [token_label(tokenizer.token_bytes(i)) for i in ids[0].tolist()]
     _key = stage.value.split(" · ")[1]
     if _key == "text":
-        _raw = prepared.strip
-        _out = mo.md(f"Your text, as the program receives it: a Python `str` of {len(_raw)} characters. "
+        _out = mo.md(f"Your text, as the program receives it: a Python `str` of {len(prepared.text)} characters. "
                      f"A computer cannot multiply letters, so the first job is to turn it into numbers.")
     elif _key == "tokens":
         _out = mo.vstack([
@@ -189,9 +202,10 @@ def _(mo):
     ## All at once vs one step at a time, measured
 
     The Transformer processes all positions of your text in **one** call. An RNN has to make one call
-    per position, each waiting for the previous one. We can imitate the one-at-a-time way with the
-    same model (feeding tokens one by one, keeping what it computed in a cache) and time both, right
-    now, on this machine:
+    per position, each waiting for the previous one. We imitate the one-at-a-time way with the *same*
+    Transformer (not an RNN): feeding it one position per call, keeping the keys and values it computed
+    in a cache, so the numbers are the same. Both are timed right now, on this machine, at a few
+    lengths:
     """)
     return
 
@@ -210,12 +224,27 @@ def _(ids, mo, model, time, torch):
         for t in range(ids.shape[1]):
             model(ids[:, t:t + 1], cache=cache)
 
+    def one_at_a_time_logits(x):
+        cache = model.new_cache(1, x.shape[1])
+        return torch.cat([model(x[:, t:t + 1], cache=cache) for t in range(x.shape[1])], dim=1)
+
+    _rows = []
     with torch.no_grad():
-        _parallel = measure(lambda: model(ids))
-        _serial = measure(one_at_a_time)
-    mo.md(f"| way | calls | time |\n|---|---|---|\n| all {ids.shape[1]} positions at once | 1 | "
-          f"{_parallel * 1e3:.1f} ms |\n| one position at a time | {ids.shape[1]} | {_serial * 1e3:.1f} ms |\n\n"
-          f"Same numbers, **{_serial / _parallel:.1f}× faster** in parallel — and the gap grows with the length.")
+        for _n in sorted({min(8, ids.shape[1]), min(32, ids.shape[1]), ids.shape[1]}):
+            _x = ids[:, -_n:]
+            _parallel = measure(lambda: model(_x))
+            _serial = measure(lambda: one_at_a_time_logits(_x))
+            _diff = (model(_x) - one_at_a_time_logits(_x)).abs().max().item()
+            _rows.append((_n, _parallel, _serial, _diff))
+    _table = "\n".join(f"| {n} | {a * 1e3:.1f} ms | {b * 1e3:.1f} ms | **{b / a:.1f}×** | {d:.1e} |"
+                        for n, a, b, d in _rows)
+    _first, _last = _rows[0][2] / _rows[0][1], _rows[-1][2] / _rows[-1][1]
+    _trend = ("grows with the length" if _last > _first * 1.1 else
+              "does not grow with the length here" if len(_rows) > 1 else "")
+    mo.md(f"| tokens | all at once (1 call) | one at a time | parallel is | max \\|Δ logit\\| |\n|---|---|---|---|---|\n"
+          f"{_table}\n\nThe same logits either way (the largest difference is float rounding), and the advantage "
+          f"of reading in parallel {_trend} (from {_first:.1f}× at {_rows[0][0]} tokens to {_last:.1f}× at "
+          f"{_rows[-1][0]}; measured on this machine's CPU, so your numbers will differ).")
     return
 
 
@@ -225,8 +254,11 @@ def _(mo):
     ## Three ways to see the same machine
 
     1. **A sequence model.** Text in, a probability for every possible next token out. Chapters 1, 8, 9.
-    2. **A stack of matrix multiplications.** Every stage above is a multiply by a learned matrix, an
-       addition, or a simple function applied element by element; nothing else. Chapters 2, 4, 6.
+    2. **A stack of matrix multiplications.** Most of the work is multiplying vectors by learned
+       matrices (the embedding lookup is one too: picking a row is multiplying a one-hot vector by the
+       table). Around them: additions, functions applied element by element (GELU, SiLU), norms and
+       softmaxes that look at a whole vector, and, inside attention, two products of activations with
+       activations ($QK^\top$ and the weights times $V$). Chapters 2, 4, 6.
     3. **Information routing.** Attention decides, for every position, which earlier positions to copy
        information from; the residual stream carries it upward through the blocks. Chapters 4, 5, 7, 12.
     """)
@@ -240,7 +272,8 @@ def _(Question):
                  ["They have fewer parameters", "They process all positions of a sequence at once instead of one "
                   "after the other", "They skip the tokenizer", "They only look at the last token"],
                  1, "An RNN's step t needs the result of step t-1; a Transformer computes every position in one pass "
-                    "of big matrix multiplications, which parallel hardware loves. You just measured it."),
+                    "of big matrix multiplications, which parallel hardware loves. Above you measured the same effect "
+                    "when reading a text: one call for all positions against one call per position."),
         Question("output", "What does the model output for a text of T tokens?",
                  ["One token", "A score for every vocabulary entry at every one of the T positions",
                   "A single probability", "The T input vectors, unchanged"],
@@ -254,20 +287,20 @@ def _(Question):
 
 
 @app.cell
-def _(questions, quiz):
-    radios = quiz("0", questions)
+def _(questions, quiz, this):
+    radios = quiz(this.key, questions)
     return (radios,)
 
 
 @app.cell
-def _(mo, questions, quiz_feedback, radios):
-    mo.vstack([mo.md("## Check yourself"), quiz_feedback("0", questions, radios)])
+def _(mo, questions, quiz_feedback, radios, this):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback(this.key, questions, radios)])
     return
 
 
 @app.cell
-def _(common):
-    common.footer("0")
+def _(common, this):
+    common.footer(this.key)
     return
 
 

@@ -1,7 +1,7 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium", app_title="1. Tokenization")
+app = marimo.App(width="medium", app_title="1. Tokenization", css_file="course.css")
 
 
 @app.cell
@@ -17,13 +17,14 @@ def _():
     from glassformer.data import load_text
     from glassformer.tokenizers.bpe import BPETokenizer, merge_pair
     from glassformer.tokenizers.char import CharTokenizer
+    this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     return (BPETokenizer, CharTokenizer, Question, TokenStrip, code_panel, common, line_chart, load_text, merge_pair,
-            mo, quiz, quiz_feedback, regex, time, token_rows, torch)
+            mo, quiz, quiz_feedback, regex, time, token_rows, torch, this)
 
 
 @app.cell
-def _(common):
-    common.header("1")
+def _(common, this):
+    common.header(this.key)
     return
 
 
@@ -38,8 +39,10 @@ def _(mo):
       become long: one token per letter.
     - **Words**: short sequences, but the vocabulary explodes (every name, typo and plural is a new
       word) and any word not seen in training is simply unknown.
-    - **Subwords**: frequent words are one token, rare words are spelled with a few pieces. This is
-      what almost every modern model uses, via **byte-pair encoding (BPE)**.
+    - **Subwords**: frequent words are one token, rare words are spelled with a few pieces. Most
+      modern language models cut this way. The variants differ: byte-level **byte-pair encoding
+      (BPE)** (GPT-2, Llama 3, Qwen: the one built here), SentencePiece BPE with a fallback to bytes
+      (Llama 2), WordPiece (BERT) and Unigram (T5).
 
     Here is what each choice costs on the course's corpus, TinyShakespeare, counted right now:
     """)
@@ -67,14 +70,16 @@ def _(CharTokenizer, load_text, mo, regex):
     _half = set(regex.findall(r"\p{L}+", corpus[: len(corpus) // 2]))
     _second = regex.findall(r"\p{L}+", corpus[len(corpus) // 2:])
     _unseen = sum(w not in _half for w in _second) / len(_second)
+    _unseen_distinct = len(set(_second) - _half) / len(set(_second))
     _table = mo.md(f"""
     | cut by | vocabulary size | tokens for the whole corpus ({corpus_name}) |
     |---|---|---|
     | characters | {_char.vocab_size} | {len(corpus):,} |
     | words (and punctuation) | {len(set(_words)):,} | {len(_words):,} |
 
-    And the weakness of words: a word vocabulary built from the *first half* of the corpus has never seen
-    **{_unseen:.1%}** of the words in the second half.
+    And the weakness of words: a word vocabulary built from the *first half* of the corpus meets an
+    unknown word at **{_unseen:.1%}** of the word occurrences in the second half; counted once each,
+    **{_unseen_distinct:.1%}** of the second half's distinct words are new.
     """)
     mo.vstack([_missing, _table]) if _missing else _table
     return (corpus,)
@@ -85,8 +90,10 @@ def _(mo):
     mo.md(r"""
     ## Byte-pair encoding, trained live
 
-    Byte-level BPE starts from the 256 possible **bytes** (UTF-8 encodes any character, emoji
-    included, as 1–4 bytes, so nothing is ever unknown), then learns **merges**:
+    Byte-level BPE starts from the 256 possible **bytes**. UTF-8 writes every Unicode code point as
+    1 to 4 bytes, and what looks like one character can be several code points (a thumbs-up with a
+    skin tone is two code points, 8 bytes; a family emoji joins several people into one picture), so
+    no text is ever unknown. Then it learns **merges**:
 
     1. count every pair of neighbouring tokens in the training text;
     2. the most frequent pair becomes a new token, with the next free id;
@@ -96,8 +103,35 @@ def _(mo):
     numbers and punctuation, so merges never glue a word to the punctuation after it.
 
     Choose the vocabulary size and how much of the corpus to learn from; training runs when you release
-    the slider.
+    the slider. (A small example by hand comes first.)
     """)
+    return
+
+
+@app.cell
+def _(BPETokenizer, mo):
+    # BPE by hand on a string small enough to follow, trained by the same function as below; on_merge
+    # reports every pair's count just before each merge.
+    _text = "aaabdaaabac"
+    _steps = []
+    _tok = BPETokenizer.train(_text, 259, pattern=None, on_merge=lambda m, counts: _steps.append((m, counts)))
+    _names = {97: "a", 98: "b", 99: "c", 100: "d", 256: "Z", 257: "Y", 258: "X"}
+    _show = lambda ids: " ".join(_names.get(i, str(i)) for i in ids)  # noqa: E731
+    _lines = []
+    for _k, (_m, _counts) in enumerate(_steps):
+        _seq = BPETokenizer(_tok.merges[:_k], None).encode(_text)
+        _pairs = ", ".join(f"{_show(p)}: {c}" for p, c in sorted(_counts.items(), key=lambda kv: -kv[1]))
+        _lines.append(f"| {_k + 1} | `{_show(_seq)}` | {_pairs} | `{_show(_m.pair)}` → **{_names[_m.new_id]}** "
+                      f"(id {_m.new_id}) |")
+    _final = BPETokenizer(_tok.merges, None).encode(_text)
+    mo.md(f"""**By hand first.** Train on `{_text}` (no pre-split), naming each new token with a capital letter:
+
+| step | tokens before | pair counts | merged (ties: the smaller ids win) |
+|---|---|---|---|
+""" + "\n".join(_lines) + f"""
+
+After {len(_steps)} merges the 11 bytes are {len(_final)} tokens: `{_show(_final)}`, ids `{_final}`.
+Decoding joins each token's bytes: `{_tok.decode(_final)!r}`, the text we started from.""")
     return
 
 
@@ -127,7 +161,11 @@ def _(bpe, mo):
                          f"{m.count:,} |" for m in merges)
 
     _first, _last = _rows(bpe.merges[:12]), _rows(bpe.merges[-6:])
-    mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare); the last ones are whole words.
+    _tail = [m.token.decode("utf-8", errors="replace") for m in bpe.merges[-6:]]
+    _words = [t for t in _tail if t.strip().isalpha() and t.startswith(" ")]
+    mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare). Later merges build longer
+pieces: of the last six, {len(_words)} {'is a whole word' if len(_words) == 1 else 'are whole words'} with the
+space in front ({', '.join(repr(w) for w in _words) or 'none'}) and the others are fragments or endings.
 
 | id | pair merged | new token | count when merged |
 |---|---|---|---|
@@ -149,8 +187,9 @@ def _(common, mo):
 def _(bpe, mo):
     step = mo.ui.slider(0, len(bpe.merges), step=1, value=min(40, len(bpe.merges)), label="merges applied",
                         show_value=True, full_width=True)
-    mo.md(f"### Step through the merges\n\nDrag to replay training on your text: at 0 every byte is its own "
-          f"token; each step applies one more merge.\n\n{step}")
+    mo.md(f"### Step through the merges\n\nDrag to apply the first *k* merges learned above (from the corpus) "
+          f"to your text: at 0 every byte is its own token; each step applies one more merge. A piece that "
+          f"holds only part of a character's bytes is shown by its byte values.\n\n{step}")
     return (step,)
 
 
@@ -197,7 +236,7 @@ def _(mo):
 
 @app.cell
 def _(BPETokenizer, TokenStrip, bpe, common, mo, text, token_rows):
-    from glassformer.models import load_model
+    from glassformer.registry import load_model
 
     _sample = text.value or "To be"
     _course = load_model("course")
@@ -210,7 +249,7 @@ def _(BPETokenizer, TokenStrip, bpe, common, mo, text, token_rows):
         _rows.append(("your BPE", 0, []))
     _pretrained_note = ""
     try:
-        from glassformer.models import hub_tokenizer
+        from glassformer.registry import hub_tokenizer
         _gpt2 = hub_tokenizer("gpt2")
         _ids = _gpt2.encode(_sample)
         _rows.append((f"GPT-2 ({_gpt2.vocab_size:,} tokens)", len(_ids), token_rows(_gpt2, _ids)))
@@ -223,6 +262,33 @@ def _(BPETokenizer, TokenStrip, bpe, common, mo, text, token_rows):
         _parts.append(mo.md(_pretrained_note))
     _notice = _char.notice()
     mo.vstack(_parts + ([_notice] if _notice else []))
+    return
+
+
+@app.cell
+def _(bpe, mo, regex, text):
+    # Where the pre-split cuts, the round trip, and the quirks that follow from them, all measured on your BPE.
+    _sample = text.value or "To be"
+    _chunks = regex.findall(bpe.pattern, _sample) if bpe.pattern else [_sample]
+    _back = bpe.decode(bpe.encode(_sample))
+    _cases = [("the", " the"), ("2024", "1234567"), ("hello", "Hallo"), ("the king", "le roi"),
+              ("king", "王")]
+    _cost = lambda s: len(bpe.encode(s))  # noqa: E731
+    _rows = "\n".join(f"| `{a!r}` → {_cost(a)} | `{b!r}` → {_cost(b)} |" for a, b in _cases)
+    mo.md(f"""### What encoding does with your text
+
+**Pre-split** into {len(_chunks)} chunks (merges never cross these borders):
+{" · ".join(f"`{c!r}`" for c in _chunks[:40])}{" …" if len(_chunks) > 40 else ""}
+
+**Round trip**: `decode(encode(text)) == text` is **{_back == _sample}**: byte-level BPE loses nothing.
+
+**Quirks** (tokens per string, your BPE): a word with and without its leading space are different tokens;
+digits split into pieces; languages the corpus rarely saw cost more tokens per character.
+
+| string | string |
+|---|---|
+{_rows}
+""")
     return
 
 
@@ -257,15 +323,17 @@ def _(mo):
     ## Why sequence length is expensive
 
     Attention compares every position with every earlier one: a text of $T$ tokens makes a
-    $T \times T$ table per head and layer, so doubling the length roughly quadruples that work.
-    Fewer, bigger tokens make the same text cheaper. Measured on the course model, now:
+    $T \times T$ table per head and layer, and that part of the work grows with the *square* of the
+    length. The rest (the projections and the MLP) grows in proportion to $T$. Which part dominates
+    depends on the length and the model's width; the chart measures the course model, and the
+    caption computes the split. Fewer, bigger tokens make the same text cheaper either way.
     """)
     return
 
 
 @app.cell
 def _(line_chart, mo, time, torch):
-    from glassformer.models import load_model as _load
+    from glassformer.registry import load_model as _load
 
     _model = _load("course").model
     _rows = []
@@ -277,8 +345,20 @@ def _(line_chart, mo, time, torch):
             for _ in range(5):
                 _model(_ids)
             _rows.append({"tokens": _T, "ms per forward (batch 8)": (time.perf_counter() - _start) / 5 * 1e3})
-    mo.ui.altair_chart(line_chart(_rows, "tokens", "ms per forward (batch 8)", title="forward time vs sequence length"),
-                       chart_selection=False)
+    # Multiply-adds per token per layer: the matrices (q, k, v, output, MLP) vs the T x T part
+    # (q.k for each position, then the weighted sum of values; the masked half is computed too).
+    _cfg = _model.config
+    _matrices = sum(p.numel() for n, p in _model.blocks[0].named_parameters() if p.dim() == 2)
+    _square = lambda T: 2 * T * _cfg.n_heads * _cfg.head_dim  # noqa: E731
+    _share = lambda T: _square(T) / (_matrices + _square(T))  # noqa: E731
+    _even = _matrices / (2 * _cfg.n_heads * _cfg.head_dim)
+    mo.vstack([mo.ui.altair_chart(line_chart(_rows, "tokens", "ms per forward (batch 8)",
+                                             title="forward time vs sequence length"), chart_selection=False),
+               mo.md(f"Nearly a straight line: in this model (D = {_cfg.d_model}) each layer's matrices cost "
+                     f"{_matrices:,} multiply-adds per token, while the $T \\times T$ part costs about "
+                     f"$2 T D$ = {_share(128):.0%} of the total at 128 tokens and {_share(16):.0%} at 16. "
+                     f"The square only takes over past ~{_even:,.0f} tokens, beyond this model's context of "
+                     f"{_cfg.n_ctx}; for long texts on big models it is what dominates (chapter 10).")])
     return
 
 
@@ -306,20 +386,20 @@ def _(Question):
 
 
 @app.cell
-def _(questions, quiz):
-    radios = quiz("1", questions)
+def _(questions, quiz, this):
+    radios = quiz(this.key, questions)
     return (radios,)
 
 
 @app.cell
-def _(mo, questions, quiz_feedback, radios):
-    mo.vstack([mo.md("## Check yourself"), quiz_feedback("1", questions, radios)])
+def _(mo, questions, quiz_feedback, radios, this):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback(this.key, questions, radios)])
     return
 
 
 @app.cell
-def _(common):
-    common.footer("1")
+def _(common, this):
+    common.footer(this.key)
     return
 
 

@@ -9,6 +9,8 @@ In a chapter notebook:
 
 from __future__ import annotations
 
+import hashlib
+import random
 from dataclasses import dataclass
 
 import marimo as mo
@@ -21,8 +23,19 @@ class Question:
     key: str
     prompt: str
     options: list[str]
-    answer: int        # index of the correct option
+    answer: int        # index of the correct option in `options` (as written)
     why: str           # the explanation shown after answering
+
+    def shown_options(self) -> list[str]:
+        """The options in the order the page shows them: shuffled, the same way every time
+        (seeded by the question's key), so the right answer's position carries no hint.
+
+            >>> q = Question("q", "?", ["right", "b", "c", "d"], answer=0, why="")
+            >>> sorted(q.shown_options()) == sorted(q.options), q.shown_options() == q.shown_options()
+            (True, True)
+        """
+        seed = int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:8], "big")
+        return random.Random(seed).sample(self.options, len(self.options))
 
 
 def quiz(chapter: str, questions: list[Question]) -> mo.ui.dictionary:
@@ -31,7 +44,7 @@ def quiz(chapter: str, questions: list[Question]) -> mo.ui.dictionary:
     for q in questions:
         previous = saved.get(q.key)
         value = q.options[previous[0]] if previous and previous[0] < len(q.options) else None
-        radios[q.key] = mo.ui.radio(options=q.options, value=value, label=f"**{q.prompt}**")
+        radios[q.key] = mo.ui.radio(options=q.shown_options(), value=value, label=f"**{q.prompt}**")
     return mo.ui.dictionary(radios)
 
 
