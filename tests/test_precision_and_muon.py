@@ -33,7 +33,7 @@ def test_capability_is_measured_once_per_process():
     first = precision.cpu_capability()
     assert precision.cpu_capability() is first
     assert first.bf16_speedup > 0 and first.vector_isa
-    assert ("bf16" in first.summary) and first.best_dtype in ("bf16", "fp32")
+    assert first.summary.startswith(first.vector_isa) and first.best_dtype in ("bf16", "fp32")
 
 
 def test_every_preset_defaults_to_auto_precision():
@@ -126,12 +126,16 @@ def test_weight_decay_spares_position_tables_norms_and_biases():
     assert not any(n.endswith(".bias") or "norm" in n for n in decayed)
 
 
-def test_the_course_preset_uses_our_muon_in_the_precision_it_trains_in(monkeypatch):
-    from glassformer.model import build_model
+@pytest.mark.parametrize("cpu", [Capability("AVX2", False, 0.0025), Capability("AVX512", True, 3.0)],
+                         ids=["avx2", "avx512-bf16"])
+def test_a_run_trains_in_the_precision_its_cpu_is_fast_at(monkeypatch, tmp_path, cpu):
+    from glassformer.train import start_or_resume
 
-    monkeypatch.setattr(precision, "cpu_capability", lambda: Capability("AVX2", False, 0.0025))
-    cfg = train_preset("course")
-    assert precision.resolve_dtype(cfg.dtype) == "fp32" and cfg.optimizer == "muon"
-    opt = make_optimizer(build_model(cfg.model), cfg.optimizer, cfg.lr, cfg.weight_decay, (0.9, 0.99),
-                         ns_dtype=torch.float32)
-    assert isinstance(opt.parts[0], Muon) and opt.parts[0].ns_dtype == torch.float32
+    monkeypatch.setattr(precision, "cpu_capability", lambda: cpu)
+    cfg = train_preset("course", compile=False)
+    run, _ = start_or_resume(cfg, tmp_path, None, resume=False)
+    expected = "bf16" if cpu.native_bf16 else "fp32"
+    assert run.dtype == expected
+    muon = run.optimizer.parts[0]
+    assert isinstance(muon, Muon) and muon.ns_dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+    assert run.model.config.d_model == (192 if expected == "bf16" else 128)  # the preset's variant for that CPU

@@ -36,6 +36,8 @@ class CheckpointError(ValueError):
 
 
 def _fsync(path: str | Path, directory: bool = False) -> None:
+    if directory and not hasattr(os, "O_DIRECTORY"):  # Windows: folders cannot be opened, nor need to be
+        return
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
@@ -191,6 +193,9 @@ def load_training_state(path: Path, model: DecoderLM, optimizer) -> dict[str, to
     names = {p: n for n, p in model.named_parameters()}
     expected = dict(optimizer.named_state(names))
     saved = {k[len("optim."):].rsplit(".", 1)[0] for k in tensors if k.startswith("optim.")}
+    if any(s.isdigit() for s in saved):  # optimizer state by position: written before version 0.2
+        raise CheckpointError(f"cannot resume: {path} was written by an older glassformer (optimizer state "
+                              "stored by position); start a new run")
     if saved - set(expected):
         raise CheckpointError(f"cannot resume: the checkpoint holds optimizer state for {sorted(saved - set(expected))[:3]}, "
                               f"which this run's optimizer does not have (another optimizer or model?)")

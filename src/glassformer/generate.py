@@ -58,7 +58,7 @@ def eos_ids(eos_id: int | Sequence[int] | None) -> list[int]:
     """
     if eos_id is None:
         return []
-    return [int(eos_id)] if isinstance(eos_id, int) else [int(i) for i in eos_id]
+    return [int(i) for i in torch.as_tensor(eos_id).reshape(-1).tolist()]  # an int, a list, numpy or torch
 
 
 def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bool) -> torch.Tensor:
@@ -110,11 +110,11 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
     logits = model(ids, cache=cache, last_only=True)[:, -1]         # prefill -> (B, V)
     for step in range(max_new_tokens):
         token = next_token(logits, temperature, top_k, top_p, min_p, generator)   # (B,)
-        if on_step is not None:
-            on_step(Step(step, logits, distribution(logits, temperature, top_k, top_p, min_p), token))
         if len(stops):
             token = token.masked_fill(finished, int(stops[0]))
             finished |= torch.isin(token, stops)
+        if on_step is not None:  # what is yielded (a finished row keeps repeating its end-of-sequence id)
+            on_step(Step(step, logits, distribution(logits, temperature, top_k, top_p, min_p), token))
         yield token
         if step == max_new_tokens - 1 or (len(stops) and bool(finished.all())):
             return

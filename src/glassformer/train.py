@@ -28,7 +28,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,16 +137,30 @@ HARDWARE_VARIANTS: dict[str, dict[str, dict]] = {
 
 def train_preset(name: str, hardware: str | None = None, **overrides) -> TrainConfig:
     """The preset called `name`, its variant for the precision this machine trains in (or for
-    `hardware`: "bf16" or "fp32"), then `overrides`."""
+    `hardware`: "bf16" or "fp32"), then `overrides`. A variant is a whole model shape, so it is
+    skipped when `overrides` change the model: then the preset's own model is the starting point."""
     if name not in TRAIN_PRESETS:
         raise ValueError(f"no training preset named {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
     base = TRAIN_PRESETS[name]
-    dtype = hardware or resolve_dtype(overrides.get("dtype", base.dtype))
-    changes = {**HARDWARE_VARIANTS.get(name, {}).get(dtype, {}), **overrides}
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    dtype = hardware or agreed_dtype(overrides.get("dtype", base.dtype))
+    variant = HARDWARE_VARIANTS.get(name, {}).get(dtype, {})
+    changes = {**(variant if not model_fields & set(overrides) - {"vocab_size"} else {}), **overrides}
     model_changes = {k: v for k, v in changes.items() if k in model_fields}
     train_changes = {k: v for k, v in changes.items() if k not in model_fields}
     return dataclasses.replace(base, model=base.model.replace(**model_changes), **train_changes)
+
+
+def agreed_dtype(requested: str) -> str:
+    """resolve_dtype(requested), the same on every process: rank 0 measures, the others take its
+    answer (timings taken while processes compete for the cores could disagree near the threshold)."""
+    dtype = resolve_dtype(requested) if dist_info()[0] == 0 or requested != "auto" else "fp32"
+    if dist_info()[1] > 1 and requested == "auto":
+        setup_distributed()
+        code = torch.tensor([1 if dtype == "bf16" else 0])
+        torch.distributed.broadcast(code, src=0)
+        dtype = "bf16" if int(code) else "fp32"
+    return dtype
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -201,6 +217,8 @@ class TrainState:
     best_val: float | None = None      # the lowest evaluation loss so far, and its step
     best_step: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    lr: float = 0.0                    # the learning rate the last step used
+    interrupted: bool = False          # a Ctrl-C held back during an optimizer step
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -305,7 +323,7 @@ def check_resumable(meta: dict, cfg: TrainConfig, data_sha: str, path: Path) -> 
         if getattr(saved, key) != getattr(cfg, key):
             raise CheckpointError(f"cannot resume {path}: {key} differs (checkpoint {getattr(saved, key)!r}, "
                                   f"now {getattr(cfg, key)!r})")
-    return saved  # its max_steps, as fitted to the time budget when the run started
+    return saved
 
 
 def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resume: bool) -> tuple[Run, TrainState]:
@@ -331,14 +349,16 @@ def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resu
     if cfg.model.vocab_size != tokenizer.vocab_size:
         cfg = dataclasses.replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     if meta is not None:
-        cfg = dataclasses.replace(cfg, max_steps=check_resumable(meta, cfg, data_sha, checkpoint_path).max_steps)
+        saved = check_resumable(meta, cfg, data_sha, checkpoint_path)
+        if saved.time_budget is not None and cfg.time_budget is not None:  # keep the steps fitted to the budget
+            cfg = dataclasses.replace(cfg, max_steps=saved.max_steps)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = train_val_split(ids)
     if cfg.batch_size % (cfg.grad_accum * world):
         raise ValueError(f"batch_size {cfg.batch_size} must divide evenly into {cfg.grad_accum} micro-batches "
                          f"x {world} processes")
 
-    dtype = resolve_dtype(cfg.dtype)
+    dtype = agreed_dtype(cfg.dtype)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).train()
     ns_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
@@ -391,11 +411,27 @@ def train_step(run: Run, state: TrainState) -> float:
         loss_sum += loss.detach()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-    run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    state.step += 1
-    state.tokens += cfg.batch_size * T
+    with interrupts_deferred(state):  # a Ctrl-C here would leave half the weights updated
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.tokens += cfg.batch_size * T
+        state.lr = lr
     return loss_sum.item()
+
+
+@contextlib.contextmanager
+def interrupts_deferred(state: "TrainState"):
+    """Hold a Ctrl-C that arrives inside the block until the block is done (state.interrupted is
+    set; the loop raises KeyboardInterrupt right after). Only the main thread receives signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: setattr(state, "interrupted", True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def agree_to_stop(run: Run, state: TrainState, loss: float, time_limit: float | None) -> tuple[float, bool]:
@@ -501,7 +537,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
     """Train a character-level model on `corpus` (TinyShakespeare by default) into out_dir.
 
     Returns a summary (steps, wall time, final train/val loss). Ctrl-C saves a checkpoint and
-    re-raises KeyboardInterrupt; `resume=True` continues from out_dir's checkpoint, bit for bit.
+    re-raises KeyboardInterrupt; `resume=True` continues from out_dir's checkpoint, bit for bit
+    (except with a time_budget: its schedule is re-fitted to the measured speed, which varies).
     time_limit (seconds) ends training early, cleanly. full_eval_at (seconds of wall time) adds
     evaluations on the whole validation split as training passes those times ("time to quality").
     on_eval(row) is called with every evaluation row (the course's live chart).
@@ -518,13 +555,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
             rng_at_step_start, step_started = run.rng_states(), time.perf_counter()
             loss = train_step(run, state)
             rng_at_step_start = None  # the step is done: a Ctrl-C from here on saves the state after it
+            if state.interrupted:
+                raise KeyboardInterrupt
             loss, out_of_time = agree_to_stop(run, state, loss, time_limit)
             if budget and BUDGET_CALIBRATION_STEPS[0] < state.step <= BUDGET_CALIBRATION_STEPS[1]:
                 step_times.append(time.perf_counter() - step_started)
             if budget and state.step == BUDGET_CALIBRATION_STEPS[1] and step_times:
                 fit_to_budget(run, state, sorted(step_times)[len(step_times) // 2])  # the median step
                 last_fit = (state.step, state.elapsed())
-            elif budget and state.step % run.cfg.eval_interval == 0 and state.step > last_fit[0]:
+            elif (budget and state.step % run.cfg.eval_interval == 0 and last_fit[0] >= BUDGET_CALIBRATION_STEPS[1]
+                  and state.step > last_fit[0]):
                 fit_to_budget(run, state, (state.elapsed() - last_fit[1]) / (state.step - last_fit[0]))
                 last_fit = (state.step, state.elapsed())
             last = out_of_time or state.step >= run.cfg.max_steps
@@ -576,7 +616,7 @@ def progress_bar(run: Run, state: TrainState):
 def log_progress(run: Run, state: TrainState, loss: float, window: tuple[float, int], bar) -> tuple[float, int]:
     now = time.perf_counter()
     tok_s = (state.tokens - window[1]) / max(1e-9, now - window[0])
-    run.log({"step": state.step, "train_loss": round(loss, 5), "lr": lr_at(state.step - 1, run.cfg),
+    run.log({"step": state.step, "train_loss": round(loss, 5), "lr": state.lr,
              "tokens_per_s": round(tok_s), "elapsed": round(state.elapsed(), 2)})
     if bar is not None:
         bar.total = run.cfg.max_steps  # fitted to the time budget after the first steps

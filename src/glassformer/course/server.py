@@ -93,6 +93,10 @@ async def progress(request: Request) -> JSONResponse:
     return JSONResponse(store.progress())
 
 
+# The names this server answers to; serve() adds the address it was asked to bind.
+ALLOWED_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
 def same_origin(request: Request) -> bool:
     """A state-changing request must come from the course's own pages: a page on another site
     can make the browser POST a form here (cross-site request forgery), but the browser then
@@ -100,10 +104,13 @@ def same_origin(request: Request) -> bool:
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return False
+    host = request.headers.get("host", "")
+    if host.rsplit(":", 1)[0].strip("[]") not in ALLOWED_HOSTS:  # a rebound DNS name pointing here
+        return False
     origin = request.headers.get("origin")
     if origin is None:
         return site is not None or "application/json" in request.headers.get("accept", "")
-    return origin in (f"http://{request.headers.get('host', '')}", f"https://{request.headers.get('host', '')}")
+    return origin in (f"http://{host}", f"https://{host}")
 
 
 async def reset_progress(request: Request):
@@ -159,6 +166,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
               f"choose another with --port", file=sys.stderr)
         return 2
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    ALLOWED_HOSTS.add(host)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host}: other machines on your network can open the course", file=sys.stderr)
     t0 = time.perf_counter()

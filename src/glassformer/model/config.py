@@ -24,6 +24,14 @@ MLPKind = Literal["gelu", "gelu_tanh", "swiglu"]
 
 FAMILY_NAMES, POSITIONS, NORMS, MLPS = get_args(Family), get_args(Position), get_args(Norm), get_args(MLPKind)
 
+
+class UnknownName(KeyError, ValueError):
+    """A name (preset, hook point...) that is not in its table: a lookup miss, and a user error.
+    The message is printed as is (a plain KeyError would print it quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
 # Fields whose default is computed from other fields, and how.
 DERIVED = {
     "n_kv_heads": lambda c: c.n_heads,            # plain multi-head attention
@@ -134,5 +142,5 @@ PRESETS: dict[str, ModelConfig] = {
 def preset(name: str, **overrides) -> ModelConfig:
     """The preset called exactly `name`, with optional field overrides."""
     if name not in PRESETS:
-        raise KeyError(f"no model preset named {name!r}; choose one of {sorted(PRESETS)}")
+        raise UnknownName(f"no model preset named {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]

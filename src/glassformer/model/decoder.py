@@ -120,14 +120,16 @@ class DecoderLM(nn.Module):
                 if not table[point]:
                     del table[point]
 
-    def trace_bytes(self, names: Iterable[str] | str | None, n_tokens: int, batch: int = 1) -> int:
-        """Memory that run_with_trace would use to record `names` for n_tokens positions.
+    def trace_bytes(self, names: Iterable[str] | str | None, n_tokens: int, batch: int = 1,
+                    n_keys: int | None = None) -> int:
+        """Memory that run_with_trace would use to record `names` for n_tokens new positions
+        attending to n_keys positions (default n_tokens; more when a KV cache holds a prefix).
 
         The attention scores and patterns are (B, H, T, T): they grow with the square of the
         length, and for a big model and a long text they alone can exceed the machine's memory.
         """
         c = self.config
-        sizes = {"B": batch, "T": n_tokens, "S": n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.n_kv_heads,
+        sizes = {"B": batch, "T": n_tokens, "S": n_keys or n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.n_kv_heads,
                  "Dh": c.head_dim, "F": c.d_mlp, "V": c.vocab_size}
         shapes = {name.replace("{i}", "*"): shape for name, shape, _ in HOOK_NAMES}
         element = next(self.parameters()).element_size()
@@ -157,9 +159,9 @@ class DecoderLM(nn.Module):
         """
         budget = TRACE_BUDGET_BYTES if budget is None else budget
         chosen = select_names(self.hook_points, names)
-        B, T = (1, ids.shape[0]) if ids.dim() == 1 else ids.shape[:2]
         start = cache.length if cache is not None else 0
-        need = self.trace_bytes(chosen, start + T, B)
+        B, T = self.check_ids(ids, start).shape
+        need = self.trace_bytes(chosen, T, B, n_keys=start + T)
         if need > budget:
             raise ValueError(f"tracing {T} tokens would record {need / 2**30:.1f} GiB (budget {budget / 2**30:.1f} "
                              f"GiB); trace at most {self.max_trace_tokens(chosen, budget)} tokens, or fewer hook names")

@@ -9,8 +9,9 @@ A family entry has:
                from and the transform applied (see Rule).
 
 Adding a family that only differs in values (Mistral without sliding windows, say) is one
-entry here. A family with a new component (GeGLU, embedding scaling...) adds that component
-to the module of its concept (mlp.py, embedding.py), one config field, and an entry.
+entry here plus its name in `config.Family`. A family with a new component (GeGLU, embedding
+scaling...) also adds that component to the module of its concept (mlp.py, embedding.py) and
+the config field that selects it.
 
     >>> sorted(FAMILIES)
     ['course', 'gpt2', 'llama', 'qwen3']
@@ -108,7 +109,7 @@ def llama_from_hf(hf: dict) -> ModelConfig:
         raise UnsupportedCheckpoint(f"activation {hf['hidden_act']!r} is not supported (SwiGLU uses silu)")
     bias = bool(hf.get("attention_bias", kind == "qwen2"))
     return ModelConfig(
-        family="qwen3" if kind == "qwen3" else "llama", vocab_size=hf["vocab_size"],
+        family=family_for_hf(kind).name, vocab_size=hf["vocab_size"],
         n_ctx=hf.get("max_position_embeddings", 2048), d_model=hf["hidden_size"],
         n_layers=hf["num_hidden_layers"], n_heads=hf["num_attention_heads"],
         n_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
+from glassformer.model.config import UnknownName
+
 # A hook function gets the tensor and the hook's name; it returns a replacement tensor
 # (to modify the computation) or None (to leave it alone).
 HookFn = Callable[[torch.Tensor, str], torch.Tensor | None]
@@ -127,7 +129,7 @@ class Trace(Mapping[str, torch.Tensor]):
         except KeyError:
             close = difflib.get_close_matches(name, self._tensors, n=3)
             hint = f"; did you mean {close}?" if close else ""
-            raise KeyError(f"{name!r} was not recorded in this trace{hint}") from None
+            raise UnknownName(f"{name!r} was not recorded in this trace{hint}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
@@ -157,6 +159,6 @@ def select_names(available: Iterable[str], patterns: Iterable[str] | str | None)
         if not matched:
             close = difflib.get_close_matches(pattern, available, n=3)
             hint = f"; did you mean {close}?" if close else ""
-            raise KeyError(f"no hook point matches {pattern!r}{hint}")
+            raise UnknownName(f"no hook point matches {pattern!r}{hint}")
         chosen.extend(n for n in matched if n not in chosen)
     return [n for n in available if n in chosen]  # keep forward order

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 @runtime_checkable
 class Tokenizer(Protocol):
     vocab_size: int
-    eos_id: int | None  # the end-of-text token, where the tokenizer has one
+    eos_id: int | list[int] | None  # the end-of-text token(s), where the tokenizer has any
 
     def encode(self, text: str) -> list[int]: ...
 

@@ -147,12 +147,13 @@ def _(last_logits, min_p, mo, prob_bars, sampling, temperature, token_label, tok
                        title=f"next token: {_kept_total} of {tokenizer.vocab_size} tokens can still be sampled")
     _top = _order[0]
     _s = settings()
-    if _s["temperature"] > 0 and _s["temperature"] != 1 and (_s["top_p"] < 1 or _s["min_p"] > 0 or _s["top_k"]):
+    if _s["temperature"] > 0 and _s["temperature"] != 1 and (_s["top_p"] < 1 or _s["min_p"] > 0):
         _last = int(sampling.filter_logits(last_logits, **_s, temperature_last=True).isfinite().sum())
         _order_note = (f" With the temperature applied *last* instead (llama.cpp's order), {_last} tokens would "
                        f"survive{' — the same set size' if _last == _kept_total else ''}.")
     else:
-        _order_note = " (Set a temperature other than 1 and a top-p, min-p or top-k to see the order matter.)"
+        _order_note = (" (Set a temperature other than 1 and a top-p or min-p to see the order matter; top-k keeps "
+                       "the same tokens either way, since dividing by T never reorders the scores.)")
     mo.vstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
                mo.md(f"Most likely next token: `{token_label(tokenizer.token_bytes(_top))}` — "
                      f"{_raw[_top].item():.1%} before the knobs, {_filtered[_top].item():.1%} after. "
