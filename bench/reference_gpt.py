@@ -8,7 +8,7 @@ The recipe: 4 layers, 4 heads, d=128, context 64, batch 12, dropout 0, AdamW (lr
 0.9/0.99, weight decay 0.1 on matrices), 100 warmup steps then cosine to 1e-4, clipping at 1.0,
 fp32 (nanoGPT runs a CPU without autocast), eager. Its cosine schedule is fitted to the time
 budget on this machine exactly as glassformer's `time_budget` does: the step time measured
-over steps 10-60 (still in warmup) sets the number of steps.
+over steps 10-60 (still in warmup) sets the number of steps, re-fitted every 500 steps.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def train_reference(budget: float, metrics: Path, full_eval_at=(120, 300), seed:
     opt = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.1}, {"params": others, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(seed)
-    max_steps, step, times = 1_000_000, 0, []
+    max_steps, step, times, last_fit = 1_000_000, 0, [], (0, 0.0)
     pending = sorted(full_eval_at)
     metrics.parent.mkdir(parents=True, exist_ok=True)
     with metrics.open("w") as log:
@@ -119,8 +119,13 @@ def train_reference(budget: float, metrics: Path, full_eval_at=(120, 300), seed:
                 times.append(time.perf_counter() - t0)
             if step == 60:  # fit the schedule to the budget, as glassformer's time_budget does
                 per_step = sorted(times)[len(times) // 2]
-                max_steps = step + int((budget * 0.93 - elapsed) / per_step)
+                max_steps = step + int((budget * 0.95 - elapsed) / per_step)
+                last_fit = (step, elapsed)
                 log.write(json.dumps({"step": step, "fitted_max_steps": max_steps}) + "\n")
+            elif step > 60 and step % 500 == 0:  # and re-fit it as glassformer does at every evaluation
+                per_step = (elapsed - last_fit[1]) / (step - last_fit[0])
+                max_steps = step + max(1, int((budget * 0.95 - elapsed) / per_step))
+                last_fit = (step, elapsed)
             if step % 100 == 0:
                 log.write(json.dumps({"step": step, "train_loss": round(loss.item(), 5),
                                       "elapsed": round(elapsed, 2)}) + "\n")

@@ -252,14 +252,16 @@ def test_glassformer_edit_opens_the_chapter_in_marimos_editor(tmp_path, browser)
         deadline = time.time() + 60
         url = None
         while time.time() < deadline and url is None:
-            found = [m.group(0) for line in lines for m in [re.search(r"http://127\.0\.0\.1:\d+\S*", line)] if m]
+            found = [m.group(0) for line in lines for m in [re.search(r"http://(127\.0\.0\.1|localhost):\d+\S*", line)]
+                     if m]
             url = found[0] if found else None
             time.sleep(0.3)
         assert url and "access_token" in url, "".join(lines)[-2000:]  # marimo's token authentication is on
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         pg = context.new_page()
         pg.goto(url)
-        pg.wait_for_selector("text=From logits to words", timeout=90_000)
+        pg.wait_for_selector("text=common.header(this.key)", timeout=90_000)   # the chapter's code, editable
+        pg.wait_for_selector("text=Chapter 8", timeout=90_000)                 # and it ran: its header rendered
         for text in ERROR_TEXTS:
             assert pg.locator(f"text={text}").count() == 0, f"edit: error output: {text}"
         shot(pg, "edit-chapter8")

@@ -45,6 +45,7 @@ def test_edit_copies_the_chapter_and_starts_the_editor(tmp_path):
         assert status is not None and status < 500, f"the editor did not answer (status {status})"
         copy = tmp_path / "mine" / "ch08_logits_to_words.py"
         assert copy.exists() and (tmp_path / "mine" / "course.css").exists()
+        assert "auto_instantiate = true" in (tmp_path / "mine" / "pyproject.toml").read_text()  # runs on open
         assert "common.chapter(__file__)" in copy.read_text()  # the copy still finds its identity by name
     finally:
         proc.terminate()

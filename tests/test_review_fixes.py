@@ -98,12 +98,14 @@ def test_generation_stops_at_any_of_several_eos_ids():
     unused = next(t for t in range(65) if t not in free)
     stopped = generate(model, [5, 6, 7], 24, temperature=0, eos_id=[unused, free[j]]).tolist()[3:]
     assert stopped == free[:j + 1], (free, stopped)  # stops at the second id of the list
-    for stop in (free[0], free[j]):
-        for order in ([unused, stop], [stop, unused]):  # the id may be first or second in the list
-            beams = beam_search(model, [5, 6, 7], 8, num_beams=3, eos_id=order)
-            assert any(b.tokens[-1] == stop for b in beams), (stop, [b.tokens for b in beams])  # some beam ended
-            for beam in beams:
-                assert stop not in beam.tokens[:-1]  # nothing continues past an end-of-sequence id
+    stop = free[0]  # the likeliest first token: at step 0 a candidate ends with it
+    for order in ([unused, stop], [stop, unused]):  # the id may be first or second in the list
+        seen = []
+        beams = beam_search(model, [5, 6, 7], 8, num_beams=3, eos_id=order,
+                            on_step=lambda step, cands: seen.append(cands))
+        assert any(b.tokens == [stop] and fate == "finished" for b, fate in seen[0]), seen[0]
+        for beam in beams:
+            assert stop not in beam.tokens[:-1]  # nothing continues past an end-of-sequence id
 
 
 def test_qwen3_style_eos_list_is_kept_when_loading(tmp_path):

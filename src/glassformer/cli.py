@@ -135,6 +135,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_edit(args: argparse.Namespace) -> int:
     """Copy chapter N into the learner's folder and open it in marimo's editor (localhost, with
     marimo's token authentication), where every cell can be changed and re-run."""
+    import os
     import shutil
     import subprocess
 
@@ -158,15 +159,19 @@ def cmd_edit(args: argparse.Namespace) -> int:
         print(f"copied chapter {chapter.key} to {target}", file=sys.stderr)
     for extra in catalog.CHAPTER_DIR.glob("*.css"):  # the chapter's stylesheet, beside it
         shutil.copy(extra, folder / extra.name)
+    settings = folder / "pyproject.toml"  # marimo reads its settings from the nearest pyproject.toml
+    if not settings.exists():
+        settings.write_text("# Written by `glassformer edit`: marimo runs the chapter as soon as it opens.\n"
+                            "[tool.marimo.runtime]\nauto_instantiate = true\n")
     command = [sys.executable, "-m", "marimo", "edit", str(target), "--host", "127.0.0.1", "--port", str(args.port)]
     if args.no_browser:
         command.append("--headless")
     print("marimo's editor: change any cell (e.g. the attention formula) and every picture below it re-runs. "
-          "Ctrl-C to stop.", file=sys.stderr)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 130
+          "Ctrl-C to stop.", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    if os.name == "posix":  # become marimo: Ctrl-C and termination reach the editor itself
+        os.execv(sys.executable, command)
+    return subprocess.call(command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,8 @@ def header(key: str) -> mo.Html:
     if nxt:
         links.append(f'<a href="{nxt.path}">{nxt.key}. {nxt.title} →</a>')
     nav = " &nbsp;·&nbsp; ".join(links)
-    return mo.md(f'<nav class="gf-nav">{nav}</nav>\n\n# Chapter {ch.key} — {ch.title}\n\n*{ch.summary}*')
+    kind = "Appendix" if ch.key.isalpha() and len(ch.key) == 1 else "Chapter"
+    return mo.md(f'<nav class="gf-nav">{nav}</nav>\n\n# {kind} {ch.key} — {ch.title}\n\n*{ch.summary}*')
 
 
 def footer(key: str) -> mo.Html:
@@ -73,7 +74,9 @@ def saved_model_notice(name: str) -> str | None:
     if saved == name:
         return None
     entry = next((e for e in available_models() if e.name == saved), None)
-    why = entry.reason if entry is not None and not entry.available else "it is no longer listed"
+    if entry is not None and entry.available:
+        return None  # the saved model is there: `name` was chosen on purpose
+    why = entry.reason if entry is not None else "it is no longer listed"
     return f"Your chosen model **{saved}** is not available now ({why}). Showing **{name}** instead."
 
 

@@ -42,6 +42,9 @@ TERMS: list[Term] = [
     Term("byte-pair encoding", "BPE: start from bytes and repeatedly merge the most frequent neighbouring pair into "
          "a new token.", "1", ("BPE",)),
     Term("merges", "BPE's learned rules, in order: 'pair (a, b) becomes new token c'.", "1", ("merge",)),
+    Term("pre-split", "Cutting text into chunks (words with their leading space, numbers, punctuation) before BPE; "
+         "merges never cross a chunk border.", "1"),
+    Term("round trip", "decode(encode(text)) == text: a byte-level tokenizer loses nothing.", "1"),
     Term("special token", "A token with a reserved meaning (e.g. end of text) that ordinary text must not produce.",
          "1"),
     Term("logit", "The raw score a model gives one vocabulary entry for 'this comes next'; any real number.", "8"),

@@ -131,8 +131,8 @@ def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
 
 
 @app.cell
-def _(T, TokenStrip, attention_heatmap, cfg, ids, matrix_heatmap, mo, prepared, prob_bars, probs, stage, token_label,
-      tokenizer, trace):
+def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_heatmap, mo, prepared, prob_bars, probs,
+      stage, token_label, tokenizer, trace):
     _labels = [token_label(tokenizer.token_bytes(i)) for i in ids[0].tolist()]
     _key = stage.value.split(" · ")[1]
     if _key == "text":
@@ -185,7 +185,17 @@ def _(T, TokenStrip, attention_heatmap, cfg, ids, matrix_heatmap, mo, prepared, 
         _out = mo.md(f"Pick a token (here the most likely: **`{token_label(tokenizer.token_bytes(_top))}`**), append it "
                      f"to the text, and run everything again. That loop is text generation (chapter 8).\n\n"
                      f"```text\n{tokenizer.decode(ids[0].tolist()[-60:])}[{tokenizer.decode([_top])}]\n```")
-    _out
+    from glassformer import sampling as _sampling
+
+    # The code that made this stage's tensor, its lines highlighted.
+    _code = {"text": (type(tokenizer).encode, "def encode"),
+             "tokens": (DecoderLM.forward, "check_ids(ids"),
+             "vectors": (DecoderLM.forward, "self.embed(ids"),
+             "blocks": (DecoderLM.forward, ("for i, block", "x = block(")),
+             "logits": (DecoderLM.forward, ("self.final_norm(x)", "self.unembed(x)")),
+             "probabilities": (_sampling.distribution, "softmax"),
+             "next token": (_sampling.greedy, "argmax")}[_key]
+    mo.hstack([_out, code_panel(_code[0], highlight=_code[1])], widths=[3, 2], gap=1)
     return
 
 
@@ -262,6 +272,34 @@ def _(mo):
     3. **Information routing.** Attention decides, for every position, which earlier positions to copy
        information from; the residual stream carries it upward through the blocks. Chapters 4, 5, 7, 12.
     """)
+    return
+
+
+@app.cell
+def _(cfg, ids, mo, model, probs, token_label, tokenizer, trace):
+    # The three views of the run above, side by side; every number comes from that run.
+    import html as _html
+
+    _labels = [token_label(tokenizer.token_bytes(i)) for i in ids[0].tolist()]
+    _top = probs.argsort(descending=True)[:3].tolist()
+    _view1 = "<br>".join(f"<code>{_html.escape(token_label(tokenizer.token_bytes(i)))}</code> {probs[i].item():.1%}"
+                         for i in _top)
+    _count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    _stages = [("embed", _count(model.embed))] + [(f"block {i}", _count(b)) for i, b in enumerate(model.blocks)]
+    _biggest = max(n for _, n in _stages)
+    _view2 = "".join(f'<div style="display:flex;gap:6px;align-items:center"><span style="width:56px">{name}</span>'
+                     f'<span style="background:#93c5fd;height:10px;width:{max(2, int(90 * n / _biggest))}px"></span>'
+                     f'<small>{n:,}</small></div>' for name, n in _stages)
+    _pattern = trace[f"blocks.{cfg.n_layers - 1}.attn.pattern"][0].mean(0)[-1]   # last token's weights, (T,)
+    _reads = _pattern.argsort(descending=True)[:3].tolist()
+    _view3 = "<br>".join(f"← <code>{_html.escape(_labels[j])}</code> (position {j}) {_pattern[j].item():.0%}"
+                         for j in _reads)
+    _box = 'style="flex:1;border:1px solid #e5e7eb;border-radius:8px;padding:10px;font-size:0.85rem"'
+    mo.Html(f'<div style="display:flex;gap:10px">'
+            f'<div {_box}><b>1 · sequence model</b><br><small>your text in, the next token\'s odds out</small><br>{_view1}</div>'
+            f'<div {_box}><b>2 · stack of matrix multiplications</b><br><small>learned numbers per stage</small>{_view2}</div>'
+            f'<div {_box}><b>3 · information routing</b><br><small>where the last token reads from in the last block '
+            f'(heads averaged)</small><br>{_view3}</div></div>')
     return
 
 
