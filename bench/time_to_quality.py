@@ -77,10 +77,10 @@ def main() -> None:
     for name, c in table.items():
         print(f"{name:34s} " + " ".join(f"{c.get(k, float('nan')):7.4f}" for k in ("2 min", "5 min", "end"))
               + f" {c.get('end_time', float('nan')):6.0f}s")
-    ref = next((c for n, c in table.items() if n.startswith("nanoGPT")), None)
+    ref = next((c for n, c in table.items() if "nanogpt" in n.lower()), None)
     if ref and "end" in ref:
         for name, c in table.items():
-            if name.startswith("course") and "end" in c:
+            if "nanogpt" not in name.lower() and "end" in c:
                 print(f"margin, {name} vs nanoGPT: {ref['end'] - c['end']:+.4f} (target >= 0.05)")
 
     try:

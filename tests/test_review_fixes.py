@@ -295,13 +295,6 @@ def test_resume_honours_a_new_max_steps(tmp_path):
     assert summary["steps"] == 14
 
 
-def test_the_hardware_variant_is_skipped_when_the_model_is_changed():
-    fp32 = train_preset("course", hardware="fp32")
-    assert (fp32.model.d_model, fp32.model.n_heads) == (128, 4)             # the variant
-    mine = train_preset("course", hardware="fp32", n_heads=6)
-    assert (mine.model.d_model, mine.model.n_heads, mine.model.d_mlp) == (192, 6, 512)  # the preset's model + mine
-
-
 def test_an_old_format_checkpoint_is_named_as_such(tmp_path):
     from safetensors.torch import load_file, save_file
 

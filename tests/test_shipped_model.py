@@ -22,11 +22,10 @@ def test_card_describes_how_it_was_made(course):
     card = course.card
     assert card["data_sha256"] == TINYSHAKESPEARE_SHA256
     assert card["preset_config"]["model"] == course.model.config.to_dict()
-    # made by `glassformer train --preset course` exactly as the preset stands in this version, in the
-    # variant for the precision it trained in; max_steps is what the time budget fitted on that machine
+    # made by `glassformer train --preset course` exactly as the preset stands in this version;
+    # max_steps is what the time budget fitted on the machine that trained it
     made = TrainConfig.from_dict(card["preset_config"])
-    assert dataclasses.replace(made, max_steps=0) == dataclasses.replace(train_preset("course", hardware=card["dtype_used"]),
-                                                                         max_steps=0)
+    assert dataclasses.replace(made, max_steps=1) == dataclasses.replace(train_preset("course"), max_steps=1)
     assert card["steps"] == made.max_steps and card["wall_time_s"] <= 600
     assert card["cpu"] and card["dtype_used"] in ("bf16", "fp32")
     for key in ("steps", "wall_time_s", "final_train_loss", "final_val_loss"):

@@ -144,6 +144,25 @@ def generate(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens
     return out[0] if one_d else out
 
 
+@torch.inference_mode()
+def token_logprobs(model: DecoderLM, prompt: Sequence[int], continuation: Sequence[int]) -> list[float]:
+    """log p(token | everything before it) for each token of `continuation` after `prompt`, in one
+    forward pass: how likely the model finds a text it may not have written itself.
+
+        >>> from glassformer.model import build_model, preset
+        >>> model = build_model(preset("tiny")).eval()
+        >>> lp = token_logprobs(model, [1, 2], [3, 4])
+        >>> len(lp), all(v < 0 for v in lp)
+        (2, True)
+    """
+    if not prompt or not continuation:
+        raise ValueError("token_logprobs needs a non-empty prompt and continuation")
+    ids = torch.tensor([list(prompt) + list(continuation)])
+    logp = model(ids).float().log_softmax(dim=-1)[0]                   # (T, V)
+    first = len(prompt) - 1                                           # the position that predicts continuation[0]
+    return [logp[first + i, t].item() for i, t in enumerate(continuation)]
+
+
 @dataclass
 class Beam:
     tokens: list[int]   # generated tokens only (not the prompt)

@@ -36,8 +36,8 @@ def _(mo):
     Text is a **sequence**: order matters ("dog bites man" is not "man bites dog"). Older sequence
     models, *recurrent networks* (RNNs), read a sequence like a person reading aloud: one element at a
     time, squeezing everything seen so far into a single memory vector that is updated at each step.
-    Step 100 cannot start before step 99 is done, and by step 100 the details of step 1 have been
-    overwritten many times.
+    Step 100 cannot start before step 99 is done, and whatever step 100 needs from step 1 must have
+    survived 99 rewrites of that one vector.
 
     A **Transformer** reads the whole sequence at once. When it reads a text (in training, or the
     prompt you give it) every position is processed in parallel, and any position can look directly at

@@ -149,20 +149,25 @@ def _(BPETokenizer, corpus, mo, time, train_chars, vocab_size):
     _start = time.perf_counter()
     bpe = BPETokenizer.train(corpus[: train_chars.value], vocab_size.value, special_tokens=["<|endoftext|>"])
     _seconds = time.perf_counter() - _start
+    _n = len(bpe.encode(corpus))
     mo.md(f"Trained **{len(bpe.merges)} merges** on {train_chars.value:,} characters in **{_seconds:.2f} s** "
-          f"(vocabulary: 256 bytes + {len(bpe.merges)} merges + 1 special token = {bpe.vocab_size}).")
+          f"(vocabulary: 256 bytes + {len(bpe.merges)} merges + 1 special token = {bpe.vocab_size}).\n\n"
+          f"The cost table's third row, subwords:\n\n| cut by | vocabulary size | tokens for the whole corpus |\n"
+          f"|---|---|---|\n| subwords (this BPE) | {bpe.vocab_size:,} | {_n:,} ({len(corpus) / _n:.2f} characters "
+          f"per token) |")
     return (bpe,)
 
 
 @app.cell
-def _(bpe, mo):
+def _(bpe, corpus, mo, regex):
     def _rows(merges):
         return "\n".join(f"| {m.new_id} | `{bpe.vocab[m.pair[0]]!r}` + `{bpe.vocab[m.pair[1]]!r}` | `{m.token!r}` | "
                          f"{m.count:,} |" for m in merges)
 
     _first, _last = _rows(bpe.merges[:12]), _rows(bpe.merges[-6:])
     _tail = [m.token.decode("utf-8", errors="replace") for m in bpe.merges[-6:]]
-    _words = [t for t in _tail if t.strip().isalpha() and t.startswith(" ")]
+    _vocabulary = set(regex.findall(r"\p{L}+", corpus))  # the corpus's whole words
+    _words = [t for t in _tail if t.startswith(" ") and t.strip() in _vocabulary]
     mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare). Later merges build longer
 pieces: of the last six, {len(_words)} {'is a whole word' if len(_words) == 1 else 'are whole words'} with the
 space in front ({', '.join(repr(w) for w in _words) or 'none'}) and the others are fragments or endings.

@@ -268,9 +268,7 @@ def _(mo):
 @app.cell
 def _(beams, gen, length, loaded, mo, prepared, tokenizer, torch):
     def mean_logprob(prompt: list[int], new: list[int]) -> float:
-        with torch.no_grad():
-            logp = loaded.model(torch.tensor([prompt + new])).float().log_softmax(-1)[0]
-        return sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(new)) / max(1, len(new))
+        return sum(gen.token_logprobs(loaded.model, prompt, new)) / len(new) if new else 0.0
 
     def decoding_card(title: str, prompt: list[int], new: list[int]) -> mo.Html:
         text = tokenizer.decode(new).replace("`", "'")
@@ -319,7 +317,8 @@ def _(gen, loaded, mo, prepared, tokenizer):
 
 @app.cell
 def _(code_panel, gen, mo):
-    mo.accordion({"beam_search (glassformer/generate.py)": code_panel(gen.beam_search)})
+    mo.accordion({"beam_search (glassformer/generate.py)": code_panel(gen.beam_search),
+                  "token_logprobs: the score on each card (glassformer/generate.py)": code_panel(gen.token_logprobs)})
     return
 
 
