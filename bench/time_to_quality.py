@@ -72,7 +72,8 @@ def main() -> None:
         curves["nanoGPT CPU recipe (reference)"] = read(run_reference(out / "nanogpt"))
 
     table = {name: curve(rows) for name, rows in curves.items()}
-    print(f"\nvalidation loss on the whole split (nats/char), {BUDGET} s budget each, measured in this run:")
+    where = "read from the runs' metrics.jsonl" if args.metrics else "measured in this run"
+    print(f"\nvalidation loss on the whole split (nats/char), {BUDGET} s budget each, {where}:")
     print(f"{'run':34s} {'2 min':>7s} {'5 min':>7s} {'end':>7s} {'at':>7s}")
     for name, c in table.items():
         print(f"{name:34s} " + " ".join(f"{c.get(k, float('nan')):7.4f}" for k in ("2 min", "5 min", "end"))
