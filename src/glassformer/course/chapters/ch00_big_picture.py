@@ -195,7 +195,7 @@ def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_
              "logits": (DecoderLM.forward, ("self.final_norm(x)", "self.unembed(x)")),
              "probabilities": (_sampling.distribution, "softmax"),
              "next token": (_sampling.greedy, "argmax")}[_key]
-    mo.vstack([_out, mo.md("**The code that made it**, its lines highlighted:"),
+    mo.vstack([_out, mo.md("The code that made it, its lines highlighted:"),
                code_panel(_code[0], highlight=_code[1])])
     return
 
