@@ -17,8 +17,9 @@ cross a chunk boundary: " dog" and "." stay separate tokens even though "dog." i
     [((97, 97), 256, 4), ((97, 98), 257, 2), ((256, 257), 258, 2)]
 
 By hand: "aa" occurs 4 times (twice in each "aaab") and becomes 256. In "Z a b d Z a b a c"
-(Z = 256) the pairs "Za" and "ab" both occur twice; ties go to the smaller ids, so "ab"
-becomes 257; then "Z"+"ab" (= "aaab") occurs twice and becomes 258.
+(Z = 256) the pairs "Za" and "ab" both occur twice; ties go to the earlier token in GPT-2's byte
+order (for letters and merged tokens: the smaller id), so "ab" becomes 257; then "Z"+"ab"
+(= "aaab") occurs twice and becomes 258.
     >>> tok.encode("aaabdaaabac")
     [258, 100, 258, 97, 99]
 

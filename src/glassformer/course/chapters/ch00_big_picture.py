@@ -47,7 +47,7 @@ def _(mo):
     the model you picked). Writing new text is still one token per call: each new token needs the
     one before it (chapter 8).
 
-    Below is a real Transformer (the course model: a small GPT trained on Shakespeare, one token per
+    Below is a real Transformer (by default the course model: a small GPT trained on Shakespeare, one token per
     character) running on **your** text. Change it and everything re-runs.
     """)
     return
@@ -155,7 +155,7 @@ def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_
                            scheme="redblue", cell=14, title=f"embeddings: [1, {T}, {cfg.d_model}] (48 dims shown)")])
     elif _key == "blocks":
         import numpy as _np
-        _norms = _np.stack([trace["embed.tok"][0].norm(dim=-1).numpy()] +
+        _norms = _np.stack([(trace["embed.tok"] + trace.get("embed.pos", 0))[0].norm(dim=-1).numpy()] +
                            [trace[f"blocks.{i}.resid_post"][0].norm(dim=-1).numpy() for i in range(cfg.n_layers)])
         _pat = trace[f"blocks.{cfg.n_layers - 1}.attn.pattern"][0].mean(0).numpy()
         _out = mo.vstack([
@@ -252,10 +252,11 @@ def _(ids, mo, model, time, torch):
     _first, _last = _rows[0][2] / _rows[0][1], _rows[-1][2] / _rows[-1][1]
     _trend = ("grows with the length" if _last > _first * 1.1 else
               "does not grow with the length here" if len(_rows) > 1 else "")
+    _change = (f", and the advantage of reading in parallel {_trend} (from {_first:.1f}× at {_rows[0][0]} tokens to "
+               f"{_last:.1f}× at {_rows[-1][0]})" if len(_rows) > 1 else "")
     mo.md(f"| tokens | all at once (1 call) | one at a time | parallel is | max \\|Δ logit\\| |\n|---|---|---|---|---|\n"
-          f"{_table}\n\nThe same logits either way (the largest difference is float rounding), and the advantage "
-          f"of reading in parallel {_trend} (from {_first:.1f}× at {_rows[0][0]} tokens to {_last:.1f}× at "
-          f"{_rows[-1][0]}; measured on this machine's CPU, so your numbers will differ).")
+          f"{_table}\n\nThe same logits either way (the largest difference is float rounding){_change}. "
+          f"Measured on this machine's CPU, so your numbers will differ.")
     return
 
 

@@ -126,7 +126,7 @@ def _(BPETokenizer, mo):
     _final = BPETokenizer(_tok.merges, None).encode(_text)
     mo.md(f"""**By hand first.** Train on `{_text}` (no pre-split), naming each new token with a capital letter:
 
-| step | tokens before | pair counts | merged (ties: the smaller ids win) |
+| step | tokens before | pair counts | merged (ties: the earlier token in GPT-2's byte order wins; here, the smaller id) |
 |---|---|---|---|
 """ + "\n".join(_lines) + f"""
 
@@ -170,7 +170,8 @@ def _(bpe, corpus, mo, regex):
     _words = [t for t in _tail if t.startswith(" ") and t.strip() in _vocabulary]
     mo.md(f"""The first merges are the commonest pairs of English (and of Shakespeare). Later merges build longer
 pieces: of the last six, {len(_words)} {'is a whole word' if len(_words) == 1 else 'are whole words'} with the
-space in front ({', '.join(repr(w) for w in _words) or 'none'}) and the others are fragments or endings.
+space in front ({', '.join(repr(w) for w in _words) or 'none'}); the others are pieces without a leading space:
+fragments, endings, contractions, or words that start a line.
 
 | id | pair merged | new token | count when merged |
 |---|---|---|---|
@@ -363,7 +364,8 @@ def _(line_chart, mo, time, torch):
                      f"{_matrices:,} multiply-adds per token, while the $T \\times T$ part costs about "
                      f"$2 T D$ = {_share(128):.0%} of the total at 128 tokens and {_share(16):.0%} at 16. "
                      f"The square only takes over past ~{_even:,.0f} tokens, beyond this model's context of "
-                     f"{_cfg.n_ctx}; for long texts on big models it is what dominates (chapter 10).")])
+                     f"{_cfg.n_ctx}. In general it dominates only past roughly 6 × D tokens (the matrices grow with "
+                     f"D², the square with D): tens of thousands of tokens for big models (chapter 10).")])
     return
 
 

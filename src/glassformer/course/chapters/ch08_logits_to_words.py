@@ -107,7 +107,8 @@ def _(mo, sampling, torch):
           "total 11.107, so the probabilities are 7.389/11.107 and so on. Check each row:\n\n"
           "| knobs | token 0 | token 1 | token 2 |\n|---|---|---|---|\n" +
           "\n".join(f"| {name} | {_fmt(p)} |" for name, p in _rows) +
-          "\n\nTop-p 0.8 keeps token 0 (0.665 < 0.8) and token 1 (0.665 + 0.245 = 0.910 ≥ 0.8), then renormalizes; "
+          "\n\nTop-p 0.8: token 0 alone (0.665) falls short of 0.8, so token 1 joins (0.665 + 0.245 = 0.910 ≥ 0.8) and "
+          "token 2 is dropped; the two are renormalized. "
           "min-p 0.3 keeps tokens at least 0.3 × 0.665 = 0.200 likely.")
     return
 
@@ -188,10 +189,12 @@ def _(mo):
     one by one: the chart shows what the model was choosing from at that step, the red bar is what was
     drawn. The picture comes from the library's own loop, `stream`, through its `on_step` observer.
 
-    **When does it stop?** After `max_new_tokens`, or as soon as every sequence has produced an
-    end-of-sequence token (a model can have several: Qwen3 stops at either of two). The character
-    model has no such token, so it always writes exactly as many characters as asked. A text longer
-    than the context slides: the model then sees only the most recent part.
+    **When does it stop?** After `max_new_tokens`, or, when the caller passes the model's
+    end-of-sequence ids (this page does), as soon as every sequence has produced one (a model can
+    have several: Qwen3 stops at either of two). The character model has no such token, so it always
+    writes exactly as many characters as asked. A text longer than the context is refused, unless
+    the caller asks for `truncate=True`: then the window slides, restarting from the most recent
+    half of the context.
     """)
     return
 
@@ -210,7 +213,7 @@ def _(TokenStrip, gen, loaded, mo, prepared, prob_bars, seed, settings, steps, t
         """Run the library's own generation loop (generate.stream), recording what each step saw and chose."""
         ids = list(prepared.ids)[-(loaded.model.config.n_ctx - n):]
         records = []
-        for _ in gen.stream(loaded.model, ids, n, seed=int(seed.value), **settings(),
+        for _ in gen.stream(loaded.model, ids, n, seed=int(seed.value), eos_id=tokenizer.eos_id, **settings(),
                             on_step=lambda step: records.append((int(step.token[0]), step.probs[0]))):
             pass
         return records
@@ -277,21 +280,25 @@ def _(beams, gen, length, loaded, mo, prepared, tokenizer, torch):
     # Greedy and beam search do not depend on the sampling knobs, so moving those sliders leaves
     # this cell alone (only the sampling column below re-runs).
     comparison_prompt = prepared.ids[-(loaded.model.config.n_ctx - length.value):]
-    _greedy = gen.generate(loaded.model, comparison_prompt, length.value, temperature=0)[len(comparison_prompt):]
+    _greedy = gen.generate(loaded.model, comparison_prompt, length.value, temperature=0,
+                           eos_id=tokenizer.eos_id)[len(comparison_prompt):]
     _beam = gen.beam_search(loaded.model, comparison_prompt, length.value, num_beams=beams.value,
                             eos_id=tokenizer.eos_id, length_penalty=1.0)[0].tokens
     deterministic_cards = [decoding_card("greedy", comparison_prompt, _greedy.tolist()),
                            decoding_card(f"beam search ({beams.value} beams)", comparison_prompt, _beam)]
     _g, _b = mean_logprob(comparison_prompt, _greedy.tolist()), mean_logprob(comparison_prompt, _beam)
     beam_verdict = mo.md(f"On your prompt, beam search's text scores {_b:.3f} per token and greedy's {_g:.3f}: "
-                         + ("beam search found the more probable text." if _b > _g + 1e-9 else
-                            "greedy's is as probable or more: the beam pruned its path." ))
+                         + ("beam search returned the same text as greedy." if _beam == _greedy.tolist() else
+                            "beam search found the more probable text." if _b > _g + 1e-9 else
+                            "greedy's text scores as well or better: the beam dropped greedy's path along the way, "
+                            "or stopped early."))
     return beam_verdict, comparison_prompt, decoding_card, deterministic_cards
 
 
 @app.cell
 def _(beam_verdict, comparison_prompt, decoding_card, deterministic_cards, gen, length, loaded, mo, seed, settings):
-    _sampled = gen.generate(loaded.model, comparison_prompt, length.value, seed=int(seed.value), **settings())
+    _sampled = gen.generate(loaded.model, comparison_prompt, length.value, seed=int(seed.value), eos_id=tokenizer.eos_id,
+                            **settings())
     _card = decoding_card(f"sampling (seed {seed.value})", comparison_prompt, _sampled[len(comparison_prompt):].tolist())
     mo.vstack([mo.hstack([deterministic_cards[0], _card, deterministic_cards[1]], widths="equal", gap=1), beam_verdict])
     return
@@ -308,10 +315,10 @@ def _(gen, loaded, mo, prepared, tokenizer):
     _rows = "\n".join(
         f"| {i + 1} | {', '.join(_show(b) for b, f in c if f == 'kept')} | "
         f"{', '.join(_show(b) for b, f in c if f != 'kept') or '—'} |" for i, c in enumerate(_fates))
-    mo.md("### Inside beam search: 3 beams, 6 steps on your prompt\n\nAt each step every live prefix is extended by "
-          "its likeliest tokens; the 3 best candidates (by mean log-probability, shown) live on, the rest are pruned "
-          "(ended ones, if any, are set aside as finished).\n\n| step | kept | pruned or finished |\n|---|---|---|\n"
-          + _rows)
+    mo.md("### Inside beam search: 3 beams, 6 steps on your prompt\n\nAt each step the 6 likeliest extensions of all "
+          "live prefixes together are considered (mean log-probability shown); the 3 best that do not end live on. "
+          "An ending candidate ranked above them is set aside as finished; the rest are pruned.\n\n"
+          "| step | kept | pruned or finished |\n|---|---|---|\n" + _rows)
     return
 
 
