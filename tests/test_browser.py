@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from course_server import Server, free_port  # noqa: F401  (bench/ui_latency imports Server from here)
 from glassformer.course.catalog import CHAPTERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,44 +32,6 @@ if not Path(CHROMIUM).exists():
     if os.environ.get("CI") == "true":  # in CI a missing browser is a broken setup, not a reason to skip
         pytest.fail("chromium is not installed: `make test` installs it with apt-get (as root)", pytrace=False)
     pytest.skip("chromium is not installed (`make test` installs it with apt-get as root)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "GLASSFORMER_DATA": str(data_dir), "HF_HUB_OFFLINE": "1"}
-        self.proc = None
-
-    def start(self) -> "Server":
-        self.proc = subprocess.Popen([sys.executable, "-m", "glassformer.cli", "start", "--no-browser",
-                                      "--port", str(self.port)], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("server did not answer within 90 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ course server never runs code the learner sends."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from course_server import Server, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(url: str, deadline: float) -> int | None:
@@ -61,15 +55,11 @@ def test_edit_refuses_a_chapter_that_is_not_written(tmp_path):
 
 def test_the_course_server_refuses_to_run_code(tmp_path):
     """Chapters are served in marimo's run mode: the endpoints that run or save code need edit mode."""
-    port = free_port()
-    env = {**os.environ, "GLASSFORMER_DATA": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "glassformer.cli", "start", "--no-browser", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = Server(tmp_path).start()
     try:
-        assert answers(f"http://127.0.0.1:{port}/", time.time() + 90) == 200
         for endpoint in ("api/kernel/run", "api/kernel/save", "api/kernel/set_cell_config"):
             body = b'{"cellIds": ["x"], "codes": ["import os; os.system(\\"touch /tmp/pwned\\")"]}'
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/chapter/8/{endpoint}", data=body,
+            request = urllib.request.Request(f"{server.url}/chapter/8/{endpoint}", data=body,
                                              headers={"Content-Type": "application/json"}, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=10) as r:
@@ -78,5 +68,4 @@ def test_the_course_server_refuses_to_run_code(tmp_path):
                 status = exc.code
             assert status in (401, 403, 404, 405), f"{endpoint} answered {status}"
     finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
+        server.stop()

@@ -177,10 +177,11 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
                 on_step: Callable[[int, list[tuple[Beam, str]]], None] | None = None) -> list[Beam]:
     """Keep the num_beams most likely partial continuations at every step; return them best first.
 
-    A beam that emits an end-of-sequence id (eos_id: one id or several) is finished.
-    on_step(step, candidates), if given, sees every candidate considered at each step with its
-    fate: "kept" (a live beam), "finished" (ended with an end-of-sequence id) or "pruned". Scores are summed log-probabilities divided by
-    length ** length_penalty (so 0 ranks by total probability; 1 by average per token).
+    A beam that emits an end-of-sequence id (eos_id: one id or several) is finished. Scores are
+    summed log-probabilities divided by length ** length_penalty (so 0 ranks by total probability;
+    1 by average per token). on_step(step, candidates), if given, sees every candidate considered
+    at each step with its fate: "kept" (a live beam), "finished" (ended with an end-of-sequence id)
+    or "pruned".
     """
     if num_beams < 1:
         raise ValueError(f"num_beams must be >= 1, got {num_beams}")

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from glassformer.model.attention import Attention
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS_STEPS = 5
 
@@ -135,18 +137,21 @@ def make_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float, 
     tables (the learned positions are few rows, each seen at every step; decaying them only
     blurs positions). kind="muon" hands the blocks' weight matrices to Muon instead.
     """
-    named = list(model.named_parameters())
-    to_muon = [p for n, p in named if kind == "muon" and n.startswith("blocks.") and p.dim() == 2]
-    taken = {id(p) for p in to_muon}
-    decayed = [p for n, p in named if p.dim() >= 2 and id(p) not in taken and "positions" not in n]
-    plain = [p for n, p in named if id(p) not in taken and not (p.dim() >= 2 and "positions" not in n)]
+    to_muon, decayed, plain = [], [], []
+    for n, p in model.named_parameters():
+        if kind == "muon" and n.startswith("blocks.") and p.dim() == 2:
+            to_muon.append(p)
+        elif p.dim() >= 2 and "positions" not in n:
+            decayed.append(p)
+        else:
+            plain.append(p)
     groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
     parts: list[torch.optim.Optimizer] = [torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)]
     if to_muon:
         splits = {}
         if split_qkv:
-            for name, module in model.named_modules():
-                if hasattr(module, "qkv") and hasattr(module, "kv_heads"):
+            for module in model.modules():
+                if isinstance(module, Attention):
                     Dh = module.head_dim
                     splits[module.qkv.weight] = [module.n_heads * Dh, module.kv_heads * Dh, module.kv_heads * Dh]
         parts.insert(0, Muon(to_muon, lr=lr, weight_decay=weight_decay, ns_dtype=ns_dtype, splits=splits))
