@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_browser import CHROMIUM, FLAGS, Server, wait_for_chapter  # noqa: E402
+from browser_support import CHROMIUM, FLAGS, wait_for_chapter  # noqa: E402
+from course_server import Server  # noqa: E402
 
 FIND_CHART = """
 (root, text) => {

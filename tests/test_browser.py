@@ -8,86 +8,17 @@ output or console error, performs one interaction per chapter, saves a screensho
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from course_server import Server, free_port  # noqa: F401  (bench/ui_latency imports Server from here)
+from browser_support import ERROR_TEXTS, assert_clean, shot, svg_text, wait_for_chapter
+from course_server import Server, free_port
 from glassformer.course.catalog import CHAPTERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
-ERROR_TEXTS = ["Traceback (most recent call last)", "An internal error occurred", "This cell raised an exception",
-               "MultipleDefinitionError", "NameError"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":  # in CI a missing browser is a broken setup, not a reason to skip
-        pytest.fail("chromium is not installed: `make test` installs it with apt-get (as root)", pytrace=False)
-    pytest.skip("chromium is not installed (`make test` installs it with apt-get as root)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("learner-data")
-
-
-@pytest.fixture(scope="module")
-def server(data_dir):
-    srv = Server(data_dir).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # screenshots expand it
-    pg = context.new_page()
-    pg.console_errors = []
-    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
-    yield pg
-    context.close()
-
-
-def wait_for_chapter(page, timeout: float = 90) -> None:
-    """Until the quiz's score line (one of the last cells) has rendered, plus a moment for the rest."""
-    page.wait_for_selector("text=/Score: \\d+ of \\d+ correct/", timeout=timeout * 1000)
-    page.wait_for_timeout(1500)
-
-
-def assert_clean(page, where: str) -> None:
-    for text in ERROR_TEXTS:
-        assert page.locator(f"text={text}").count() == 0, f"{where}: error output on the page: {text}"
-    errors = [e for e in page.console_errors if "favicon" not in e]
-    assert not errors, f"{where}: console errors: {errors[:3]}"
-
-
-def shot(page, name: str) -> None:
-    """marimo scrolls inside its own container, so a tall viewport stands in for a full-page shot."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.bring_to_front()
-    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": 1280, "height": min(int(height) + 40, 12000)})
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def test_home_page_lists_chapters(server, page):
@@ -99,11 +30,6 @@ def test_home_page_lists_chapters(server, page):
     assert page.locator("text=coming").count() == len(coming)
     assert_clean(page, "home")
     shot(page, "home")
-
-
-def svg_text(page, contains: str) -> str:
-    """The markup of the first chart whose title contains `contains`."""
-    return page.locator(f"svg:has-text('{contains}')").first.inner_html()
 
 
 def test_chapter_0_pipeline_stage_click(server, page):

@@ -59,6 +59,15 @@ TERMS: list[Term] = [
     Term("beam search", "Decoding that keeps the b best partial continuations at every step.", "8"),
     Term("entropy", "How uncertain a distribution is, in bits: 0 when one token is certain.", "8"),
     Term("end-of-sequence token", "A token that ends generation when produced; a model may have several.", "8"),
+    # -- chapter 2 --
+    # -- chapter 3 --
+    # -- chapter 4 --
+    # -- chapter 5 --
+    # -- chapter 6 --
+    # -- chapter 7 --
+    # -- chapter 9 --
+    # -- chapter 10 --
+    # -- chapter A --
 ]
 
 SYMBOLS: list[tuple[str, str]] = [
