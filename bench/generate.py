@@ -2,7 +2,12 @@
 
 A GPT-2-small-shaped model (124M parameters, random weights) is saved once and loaded
 into both implementations, so both compute the same function. Everything is measured in
-this one run, fp32, batch 1, on the CPU; the figures that matter are the ratios.
+this one run, batch 1, 2 threads, on the CPU; the figures that matter are the ratios.
+transformers runs in fp32; glassformer runs fp32 and each decode path this CPU offers
+(glassformer/decode_paths.py: bf16 where the CPU does bf16 natively, int8 weight-only where
+its int8 kernel is fast), and the one `fastest_path` picks. Each path also reports its
+fraction of this machine's memory-bandwidth limit: weight bytes read per token divided by
+the measured copy bandwidth gives the most tokens/s memory could feed.
 
     python bench/generate.py [--new-tokens 128] [--repeats 3]
 """
@@ -37,11 +42,14 @@ def main() -> None:
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from glassformer.decode_paths import available_paths, bytes_read_per_token, convert, copy_bandwidth, fastest_path
     from glassformer.generate import generate
+    from glassformer.precision import cpu_capability
     from glassformer.pretrained import load_pretrained
 
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_capability().summary}")
     with tempfile.TemporaryDirectory() as folder:  # one set of weights, loaded by both
         GPT2LMHeadModel(GPT2Config()).save_pretrained(folder)
         ours, _ = load_pretrained(folder)
@@ -72,15 +80,44 @@ def main() -> None:
             b = timed(lambda: theirs.generate(prompt, use_cache=cached, **hf_kwargs), args.repeats)
             label = "with cache" if cached else "no cache"
             rows.append((f"greedy tokens/s, {label}", n / a, n / b, "higher"))
-        same = generate(ours, prompt, 32, temperature=0).tolist() == theirs.generate(
-            prompt, max_new_tokens=32, min_new_tokens=32, do_sample=False, pad_token_id=0).tolist()
+            if cached:
+                theirs_tok_s = n / b
+        reference = generate(ours, prompt, n, temperature=0).tolist()
+        same = reference == theirs.generate(prompt, **hf_kwargs).tolist()
 
-    print(f"\nGPT-2 small shape, fp32, batch 1, prompt {args.prompt_tokens} + {n} new tokens")
+        bandwidth = copy_bandwidth()
+        offered = available_paths()
+        chosen = fastest_path(ours).name
+        path_rows = []
+        for name in ("fp32", "bf16", "int8"):
+            if name == "bf16" and name not in offered:
+                continue  # a bf16 matmul without native support is hundreds of times slower: not worth timing
+            path = convert(ours, name)
+            tok_s = n / timed(lambda: generate(path.model, prompt, n, temperature=0), args.repeats)
+            tokens = generate(path.model, prompt, n, temperature=0).tolist()
+            agree = sum(x == y for x, y in zip(tokens[0][-n:], reference[0][-n:])) / n
+            per_token = bytes_read_per_token(path.model)
+            limit = bandwidth / per_token
+            path_rows.append((name, tok_s, tok_s / theirs_tok_s, per_token, tok_s / limit, agree,
+                              name in offered, name == chosen))
+
+    print(f"\nGPT-2 small shape, batch 1, prompt {args.prompt_tokens} + {n} new tokens")
     print(f"{'metric':34s} {'glassformer':>12s} {'transformers':>12s} {'ours/theirs':>12s}")
     for name, a, b, better in rows:
         print(f"{name:34s} {a:12.1f} {b:12.1f} {a / b:11.2f}x  ({better} is better)")
     print(f"{'run_with_trace / forward, 256 tok':34s} {trace_ratio:12.2f}x  (target <= 1.5x)")
-    print(f"greedy 32 tokens identical to transformers: {same}")
+    print(f"greedy {n} tokens identical to transformers (fp32): {same}")
+    print(f"\nDecode paths, greedy with KV cache; transformers fp32 = {theirs_tok_s:.1f} tok/s; "
+          f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s")
+    print(f"{'path':6s} {'tok/s':>7s} {'vs transformers':>16s} {'MB/token':>9s} {'of bandwidth limit':>19s} "
+          f"{'same tokens as fp32':>20s}")
+    for name, tok_s, ratio, per_token, fraction, agree, fast, picked in path_rows:
+        note = " <- fastest_path picks this" if picked else ("" if fast else "  (not offered: slow on this CPU)")
+        print(f"{name:6s} {tok_s:7.1f} {ratio:15.2f}x {per_token / 2**20:9.1f} {fraction:18.0%} {agree:19.0%}{note}")
+    best = next(r for r in path_rows if r[7])
+    print(f"\nfastest path on this CPU: {best[0]}, {best[2]:.2f}x transformers fp32 tokens/s (goal >= 1.5x)")
+    int8 = next(r for r in path_rows if r[0] == "int8")
+    print(f"int8 weight-only: {int8[2]:.2f}x transformers fp32 tokens/s")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ class KVCache:
     def advance(self, n: int) -> None:
         self.length += n
 
+    def rewind(self, length: int) -> None:
+        """Forget every position from `length` on; the next update overwrites them
+        (speculative decoding drops the guesses the big model rejected)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot rewind a cache of {self.length} positions to {length}")
+        self.length = length
+
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` (beam search: each beam continues from its parent's cache)."""
         self.k = self.k.index_select(1, index)
