@@ -10,10 +10,8 @@ Recipe (recorded in the card): the course preset with d=64, 1 layer, 4 heads, Sw
 import argparse
 import json
 
-from glassformer.registry import COURSE_MODEL_DIR
+from glassformer.registry import DRAFT_MODEL_DIR
 from glassformer.train import export_model, train, train_preset
-
-DRAFT_DIR = COURSE_MODEL_DIR.parent / "draft"
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,6 +21,6 @@ if __name__ == "__main__":
     cfg = train_preset("course", d_model=64, n_layers=1, n_heads=4, d_mlp=172, max_steps=args.steps,
                        time_budget=None, compile=False, warmup_steps=100, eval_interval=500)
     train(cfg, args.out)
-    card = export_model(args.out, DRAFT_DIR)
-    (DRAFT_DIR / "checkpoint.safetensors").unlink(missing_ok=True)
+    card = export_model(args.out, DRAFT_MODEL_DIR)
+    (DRAFT_MODEL_DIR / "checkpoint.safetensors").unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in card.items() if k != "preset_config"}, indent=2))

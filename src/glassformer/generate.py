@@ -36,6 +36,7 @@ class Step:
     logits: torch.Tensor       # (B, V) the model's raw scores
     probs: torch.Tensor        # (B, V) the distribution after temperature / top-k / top-p / min-p
     token: torch.Tensor        # (B,) the chosen token
+    cache_length: int = 0      # positions held in the KV cache once these logits were computed (0: no cache)
 
 
 def as_batch(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -114,7 +115,8 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
             token = token.masked_fill(finished, int(stops[0]))
             finished |= torch.isin(token, stops)
         if on_step is not None:  # what is yielded (a finished row keeps repeating its end-of-sequence id)
-            on_step(Step(step, logits, distribution(logits, temperature, top_k, top_p, min_p), token))
+            on_step(Step(step, logits, distribution(logits, temperature, top_k, top_p, min_p), token,
+                         cache.length if cache is not None else 0))
         yield token
         if step == max_new_tokens - 1 or (len(stops) and bool(finished.all())):
             return

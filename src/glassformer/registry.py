@@ -19,6 +19,7 @@ from pathlib import Path
 from glassformer.checkpoint import is_model_folder, load_model_folder
 
 COURSE_MODEL_DIR = Path(__file__).parent / "assets" / "course"
+DRAFT_MODEL_DIR = Path(__file__).parent / "assets" / "draft"   # chapter 10's speculative-decoding draft
 HUB_MODELS = {"gpt2": "gpt2", "qwen3-0.6b": "Qwen/Qwen3-0.6B"}
 
 
@@ -42,11 +43,20 @@ class ModelEntry:
     reason: str = ""
 
 
+def learner_runs_dir() -> Path:
+    """Where the course's own training runs go (chapter 9): runs/ in the learner's data folder
+    ($GLASSFORMER_DATA, else the platform's user data folder, as the progress store uses)."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("GLASSFORMER_DATA") or user_data_dir("glassformer")) / "runs"
+
+
 def runs_dirs() -> list[Path]:
-    """Where learner-trained models are looked for: ./runs and $GLASSFORMER_RUNS."""
+    """Where learner-trained models are looked for: ./runs, $GLASSFORMER_RUNS and learner_runs_dir()."""
     dirs = [Path("runs")]
     if os.environ.get("GLASSFORMER_RUNS"):
         dirs.insert(0, Path(os.environ["GLASSFORMER_RUNS"]))
+    dirs.append(learner_runs_dir())
     return dirs
 
 

@@ -79,6 +79,7 @@ class TrainConfig:
     log_interval: int = 10
     keep_best: bool = True         # the saved model is the one with the lowest val loss seen at an eval
     seed: int = 1337
+    train_tokens: int | None = None  # train on only the first N tokens of the training split (overfitting demo)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -94,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
+        if self.train_tokens is not None and self.train_tokens <= self.model.n_ctx:
+            raise ValueError(f"train_tokens must exceed the context ({self.model.n_ctx}), got {self.train_tokens}")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}
@@ -126,6 +129,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "course": TrainConfig(model=preset("course"), batch_size=8, max_steps=100_000, time_budget=570, lr=3e-3,
                           min_lr=1e-4, warmup_steps=100, optimizer="muon", compile=True, eval_interval=500,
                           eval_batches=20, checkpoint_interval=500),
+    # Chapter 9's live run: small enough to learn visibly in about 90 s on 2 shared CPU cores, with an
+    # evaluation and a text sample every 50 steps for the page's live chart.
+    "live": TrainConfig(model=preset("tiny", n_ctx=128, d_model=96, n_layers=3, n_heads=4), batch_size=16,
+                        max_steps=100_000, time_budget=90, lr=3e-3, min_lr=1e-4, warmup_steps=50,
+                        eval_interval=50, eval_batches=4, sample_tokens=120, checkpoint_interval=100,
+                        log_interval=10),
 }
 
 def train_preset(name: str, **overrides) -> TrainConfig:
@@ -342,6 +351,8 @@ def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resu
             cfg = dataclasses.replace(cfg, max_steps=saved.max_steps)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = train_val_split(ids)
+    if cfg.train_tokens is not None:  # less data than the model can memorize: it overfits
+        train_ids = train_ids[:cfg.train_tokens]
     if cfg.batch_size % (cfg.grad_accum * world):
         raise ValueError(f"batch_size {cfg.batch_size} must divide evenly into {cfg.grad_accum} micro-batches "
                          f"x {world} processes")
@@ -473,8 +484,11 @@ def maybe_evaluate(run: Run, state: TrainState, force: bool) -> dict | None:
     if not run.main or not (force or state.step % run.cfg.eval_interval == 0):
         return None
     cfg = run.cfg
-    row = {"step": state.step, "val_loss": round(evaluate(run.model, run.val_ids, cfg.eval_batches,
-                                                          min(cfg.batch_size, 32), cfg.seed), 5),
+    val_loss = evaluate(run.model, run.val_ids, cfg.eval_batches, min(cfg.batch_size, 32), cfg.seed)
+    if not math.isfinite(val_loss):  # the weights hold inf/nan: no sample can be drawn from them either
+        raise FloatingPointError(f"validation loss became {val_loss} at step {state.step}: the learning rate "
+                                 f"({state.lr:.2g}) is probably too high")
+    row = {"step": state.step, "val_loss": round(val_loss, 5),
            "elapsed": round(state.elapsed(), 2), "sample": sample_text(run, state)}
     run.log(row)
     if cfg.keep_best and (state.best_val is None or row["val_loss"] < state.best_val):
@@ -572,6 +586,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
                 save_checkpoint(run, state)
             if out_of_time:
                 break
+    except FloatingPointError as exc:  # the loss is NaN or infinite: say so in the log, keep nothing
+        run.log({"step": state.step, "error": str(exc)})
+        raise
     except KeyboardInterrupt:
         save_checkpoint(run, state, rng_at_step_start)  # mid-step: roll back to the step's start
         if bar is not None:
@@ -648,7 +665,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, kind in [("max_steps", int), ("time_budget", float), ("batch_size", int), ("grad_accum", int),
                        ("lr", float), ("min_lr", float), ("warmup_steps", int), ("weight_decay", float),
                        ("grad_clip", float), ("eval_interval", int), ("checkpoint_interval", int),
-                       ("log_interval", int), ("seed", int), ("n_layers", int), ("n_heads", int),
+                       ("log_interval", int), ("seed", int), ("train_tokens", int), ("n_layers", int), ("n_heads", int),
                        ("n_kv_heads", int), ("d_model", int), ("n_ctx", int), ("d_mlp", int), ("dropout", float),
                        ("attn_dropout", float)]:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
@@ -685,6 +702,9 @@ def run(args: argparse.Namespace) -> int:
                         time_limit=args.time_limit, full_eval_at=full_eval_at)
     except KeyboardInterrupt:
         return 130
+    except FloatingPointError as exc:  # a diverged run is a recipe problem, not a bug: one line, no traceback
+        print(f"glassformer train: stopped: {exc}", file=sys.stderr)
+        return 3
     if rank == 0:
         print(json.dumps(summary, indent=2))
     if world > 1:

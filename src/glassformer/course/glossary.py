@@ -60,13 +60,177 @@ TERMS: list[Term] = [
     Term("entropy", "How uncertain a distribution is, in bits: 0 when one token is certain.", "8"),
     Term("end-of-sequence token", "A token that ends generation when produced; a model may have several.", "8"),
     # -- chapter 2 --
+    Term("embedding table", "The (V, D) matrix whose row t is token t's vector; embedding a token reads its row.",
+         "2"),
+    Term("embedding", "The vector a model uses for a token: one row of the embedding table, learned in training.",
+         "2", ("embeddings",)),
+    Term("one-hot", "A vector of zeros with a single 1; one-hot(t) times a matrix picks out row t.", "2"),
+    Term("cosine similarity", "a·b / (|a| |b|): 1 when two vectors point the same way, 0 when perpendicular, "
+         "-1 when opposite; lengths do not count.", "2", ("cosine",)),
+    Term("nearest neighbours", "The rows of a table with the highest cosine similarity to a given row.", "2",
+         ("nearest neighbour",)),
+    Term("PCA", "Principal component analysis: the directions along which a set of vectors varies most; used to "
+         "draw many-dimensional vectors as 2-D points.", "2", ("principal component analysis",)),
+    Term("linear layer", "y = xW + b: a matrix multiply plus a bias; most learned computation in a Transformer.",
+         "2"),
+    Term("bias", "The vector b added after the matrix multiply of a linear layer.", "2"),
+    Term("unembedding", "The output head: a (V, D) matrix U turning the final vector h into logits h Uᵀ.", "2",
+         ("output head",)),
+    Term("tied embeddings", "Using the embedding table as the unembedding matrix too (U = E).", "2",
+         ("Tied embeddings.", "tied weights")),
+    Term("bigram model", "A language model that predicts the next token from the current token alone; here an "
+         "embedding table followed by one linear layer.", "2", ("bigram",)),
+    Term("perplexity", "e to the power of the loss (in nats): how many equally likely choices the model is as "
+         "unsure as.", "2"),
+    Term("parameters", "The learned numbers of a model: every entry of its weight matrices and vectors.", "2",
+         ("parameter",)),
     # -- chapter 3 --
+    Term("positional encoding", "How a model is told where each token is: vectors added to the tokens (sinusoidal, "
+         "learned) or a change to attention's scores (RoPE, ALiBi).", "3", ("positional encodings",)),
+    Term("permutation equivariance", "Shuffle the inputs and the outputs come out shuffled the same way, each "
+         "otherwise unchanged: attention without positions or mask is permutation-equivariant.", "3",
+         ("permutation-equivariant",)),
+    Term("sinusoidal positions", "A fixed table added to the token vectors: pairs of dimensions hold sin and cos of "
+         "the position at geometrically spaced speeds; an offset is a rotation of each pair.", "3",
+         ("sinusoidal encoding",)),
+    Term("learned positions", "A trained vector per position (GPT-2), added to the token vectors; it has rows only "
+         "up to the context length.", "3", ("learned position table",)),
+    Term("RoPE", "Rotary position embedding: each (q, k) pair of dimensions is rotated by an angle proportional to "
+         "the position, so q·k depends only on the offset.", "3", ("rotary position embedding",)),
+    Term("ALiBi", "Attention with linear biases: subtract slope × distance from each score, a fixed slope per head.",
+         "3"),
+    Term("relative position", "The offset between two tokens (n − m), as opposed to each token's absolute index.",
+         "3", ("relative positions",)),
     # -- chapter 4 --
+    Term("attention", "The step where positions exchange information: each position's output is a weighted average "
+         "of the values of the positions it may see, weighted by how well its query matches their keys.", "4",
+         ("self-attention",)),
+    Term("query", "The vector a position makes to look for information: compared with every key it may see.", "4",
+         ("queries",)),
+    Term("key", "The vector a position offers to be found by: its dot product with a query is the score.", "4",
+         ("keys",)),
+    Term("value", "The vector a position hands over when attended to; the output is a weighted sum of values.", "4",
+         ("values",)),
+    Term("dot product", "q·k = Σ qᵢkᵢ: large when two vectors point the same way, 0 when perpendicular, negative "
+         "when opposed.", "4"),
+    Term("attention weights", "The softmax of one query's (masked) scores: one weight per key, positive, adding up "
+         "to 1; the attention pattern is all queries' weights.", "4", ("attention pattern",)),
+    Term("attention head", "One set of query, key and value projections with its own pattern; a layer runs several "
+         "side by side.", "4"),
+    Term("grouped-query attention", "GQA: several query heads share one key/value head, shrinking the KV cache "
+         "(Qwen3-0.6B: 16 query heads, 8 kv heads).", "4", ("GQA",)),
+    Term("causal mask", "−∞ added to the score of every key after the query, so its softmax weight is exactly 0: a "
+         "position never sees the tokens it must predict.", "4"),
+    Term("scaled dot-product attention", "softmax(QKᵀ/√d_k + M)V: the division by √d_k keeps the scores' variance "
+         "at 1 whatever the head width.", "4"),
     # -- chapter 5 --
+    Term("multi-head attention", "Several attentions side by side in one layer, each with its own query, key and "
+         "value projections over a slice of D_h = D / H numbers; their outputs are concatenated and projected.", "5",
+         ("MHA",)),
+    Term("head", "One of the parallel attentions of a multi-head layer: its own pattern, its own D_h-wide output.",
+         "5", ("attention head",)),
+    Term("concatenation", "Putting the heads' outputs back side by side: H vectors of D_h numbers become one of "
+         "H·D_h.", "5", ("concatenate",)),
+    Term("output projection", "The matrix W_O after the heads: it maps the concatenated head outputs back to D; "
+         "equivalently, each head writes through its own block of W_O and the writes add up.", "5", ("W_O",)),
+    Term("head ablation", "Switching one head (or several) off by zeroing its output z, to measure how much the "
+         "model's loss depends on it.", "5", ("ablation", "ablate")),
+    Term("KV cache", "The keys and values of every earlier position, kept per layer during generation so that each "
+         "new token computes only its own; it grows by 2·L·H_kv·D_h numbers per token.", "5", ("key/value cache",)),
+    Term("grouped-query attention", "GQA: groups of query heads share one key/value head, shrinking the KV cache "
+         "by H / H_kv while every head keeps its own queries.", "5", ("GQA",)),
+    Term("multi-query attention", "MQA: all query heads share a single key/value head (H_kv = 1).", "5", ("MQA",)),
     # -- chapter 6 --
+    Term("Transformer block", "The repeated unit of a Transformer: attention then an MLP, each wrapped in a norm and "
+         "a residual addition; [B, T, D] in, [B, T, D] out.", "6"),
+    Term("sub-layer", "One of the two parts of a block (attention or the MLP), whose output is added to the stream.",
+         "6"),
+    Term("MLP", "Multilayer perceptron (feed-forward network): per token, widen D to F, apply an activation, "
+         "project back to D.", "6", ("feed-forward network", "FFN")),
+    Term("residual connection", "Adding a sub-layer's output to its input (x + f(x)) instead of replacing it; gives "
+         "the gradient a direct path.", "6", ("skip connection",)),
+    Term("normalization", "Rescaling each token's vector to a standard size before a sub-layer reads it.", "6"),
+    Term("LayerNorm", "Subtract the vector's mean, divide by its standard deviation, then a learned scale and shift.",
+         "6", ("layer normalization",)),
+    Term("RMSNorm", "Divide the vector by its root mean square, then a learned scale; no mean subtracted, no shift.",
+         "6"),
+    Term("activation function", "A fixed non-linear function applied to each number (GELU, SiLU); without it "
+         "stacked matrices collapse into one.", "6"),
+    Term("GELU", "Gaussian error linear unit: x times the probability that a standard normal is below x; a smooth "
+         "ReLU (GPT-2).", "6"),
+    Term("SwiGLU", "The gated MLP of Llama and Qwen: silu(W_gate x) multiplies W_up x element by element, then "
+         "W_down.", "6"),
+    Term("pre-norm", "Block arrangement x + f(Norm(x)): the norm inside each branch (GPT-2 and most models since).",
+         "6"),
+    Term("post-norm", "Block arrangement Norm(x + f(x)): the norm after each addition (the 2017 Transformer).", "6"),
+    Term("warmup", "Starting training with a learning rate near 0 and raising it over the first steps.", "6"),
+    Term("gradient", "The derivative of the loss with respect to each weight: the direction and size of the push a "
+         "training step gives it.", "6"),
+    Term("dropout", "During training, zero each number with probability p and scale the rest by 1/(1-p); off in "
+         "evaluation mode.", "6"),
     # -- chapter 7 --
+    Term("residual stream", "The one D-wide vector per position that runs through the whole model; every block "
+         "reads it and adds its attention and MLP outputs to it, never replacing it.", "7"),
+    Term("logit lens", "Applying the model's final norm and unembedding to the residual stream after an earlier "
+         "block: what the model would predict if it stopped there.", "7"),
+    Term("decoder-only", "A Transformer of one sequence with a causal mask (GPT-2, Llama, Qwen3): it can generate "
+         "one token at a time.", "7", ("decoder-only model",)),
+    Term("encoder", "A Transformer stack whose attention has no mask: every position sees every other one, before "
+         "and after it (BERT; the first half of an encoder–decoder).", "7"),
+    Term("bidirectional", "Attention without a causal mask: each position sees the positions after it as well as "
+         "before it.", "7", ("bidirectional attention",)),
+    Term("encoder–decoder", "An encoder reads the input, a causal decoder writes the output and reads the "
+         "encoder's output through cross-attention (the 2017 Transformer, T5).", "7",
+         ("encoder-decoder", "sequence-to-sequence")),
+    Term("cross-attention", "Attention whose queries come from the decoder and whose keys and values come from the "
+         "encoder's output.", "7"),
+    Term("teacher forcing", "Training a decoder on the true previous tokens (not its own guesses) and scoring every "
+         "next token at once.", "7"),
+    Term("held-out", "Data kept away from training, used only to measure: a score on it cannot come from "
+         "memorizing.", "7", ("held out",)),
+    Term("mirror weight", "Chapter 7's measure for the reverser: the average cross-attention weight on input position "
+         "n−1−t while writing output t (1 = a perfect anti-diagonal).", "7"),
     # -- chapter 9 --
+    Term("training", "The loop that changes a model's weights so it gives the real next tokens of its training "
+         "text higher probability: forward pass, loss, gradients, optimizer step, repeat.", "9"),
+    Term("next-token prediction", "The task a language model trains on: after each prefix of a text, give a "
+         "probability to every possible next token. A text of T tokens holds T − 1 such examples.", "9"),
+    Term("teacher forcing", "Training with the real previous tokens as the context at every position, never the "
+         "model's own guesses, so all positions train in one pass.", "9"),
+    Term("cross-entropy", "The training loss: −ln of the probability the model gave the correct token, averaged "
+         "over positions; 0 when certain and right.", "9"),
+    Term("backpropagation", "Computing the gradient of the loss for every weight at once by applying the chain "
+         "rule backwards through the recorded forward pass (`loss.backward()`).", "9"),
+    Term("learning rate", "How far the optimizer moves the weights in one step (lr); too high diverges, too low "
+         "barely moves.", "9", ("lr",)),
+    Term("AdamW", "The usual optimizer: per-weight steps scaled by running averages of the gradient and its square, "
+         "plus weight decay applied directly to the weights.", "9"),
+    Term("cosine decay", "A learning-rate schedule that falls from its peak to a floor along half a cosine wave.",
+         "9"),
+    Term("validation loss", "The loss on held-out text the model never trains on: the honest measure of what it "
+         "learned.", "9", ("validation",)),
+    Term("overfitting", "Learning the training text itself rather than what carries over: training loss keeps "
+         "falling while validation loss rises.", "9"),
+    Term("batch size", "How many sequences (windows) one optimizer step averages its gradient over.", "9"),
+    Term("gradient accumulation", "Running one batch as several smaller micro-batches and adding their gradients "
+         "before one optimizer step: the same step, in less memory.", "9"),
+    Term("mixed precision", "Doing the matrix multiplies in a 16-bit format (bf16) while keeping weights, losses and "
+         "sums in fp32.", "9"),
+    Term("checkpoint", "A file with everything needed to continue a run exactly: weights, optimizer state, step "
+         "number and random-generator states.", "9"),
     # -- chapter 10 --
+    Term("decoding", "Generating text: one call of the model per new token, each call needing the token before.",
+         "10"),
+    Term("tiles", "Blocks of positions that tiled attention visits one at a time instead of forming the whole "
+         "T x T matrix of scores.", "10", ("tile",)),
+    Term("online softmax", "Computing softmax-weighted sums in one pass over the scores, keeping a running maximum "
+         "and running sums that are rescaled when the maximum grows; the idea behind FlashAttention.", "10"),
+    Term("sliding window", "Attention limited to the last w positions: the KV cache stays at w positions per layer.",
+         "10", ("sliding-window attention",)),
+    Term("speculative decoding", "A small draft model guesses several tokens, the big model checks them all in "
+         "one call; the output follows the big model exactly.", "10"),
+    Term("quantization", "Storing weights with fewer bits (int8: 8-bit integers plus a scale per row) to read "
+         "fewer bytes per token.", "10", ("int8 weight-only quantization",)),
     # -- chapter A --
 ]
 

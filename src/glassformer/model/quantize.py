@@ -58,14 +58,16 @@ class Int8Kernel:
         return self.speedup >= 1.2
 
 
-def _median_ms(fn, repeats: int = 7) -> float:
-    fn()
-    times = []
+def _interleaved_ms(a, b, repeats: int = 9) -> tuple[float, float]:
+    """Median times of a() and b() in ms, run alternately (a b a b ...) so a busy moment hits both."""
+    a(), b()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2] * 1e3
+        for fn, out in ((a, times[0]), (b, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return tuple(sorted(t)[len(t) // 2] * 1e3 for t in times)
 
 
 @functools.cache
@@ -83,14 +85,13 @@ def int8_kernel() -> Int8Kernel:
     w = torch.randn(4096, 4096, generator=gen)
     x = torch.randn(1, 4096, generator=gen)
     q, s = quantize_per_channel(w)
-    fp32_ms = _median_ms(lambda: x @ w)
     op = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
     try:
         xa, sa = x.to(act), s.to(act)
-        int8_ms = _median_ms(lambda: op(xa, q, sa))
+        fp32_ms, int8_ms = _interleaved_ms(lambda: x @ w, lambda: op(xa, q, sa))
         return Int8Kernel("int8pack", act, fp32_ms / int8_ms)
     except (RuntimeError, AttributeError, TypeError):  # no such kernel in this torch build / CPU
-        deq_ms = _median_ms(lambda: x @ dequantize(q, s).t())
+        fp32_ms, deq_ms = _interleaved_ms(lambda: x @ w, lambda: x @ dequantize(q, s).t())
         return Int8Kernel("dequantize", torch.float32, fp32_ms / deq_ms)
 
 

@@ -12,6 +12,7 @@ from glassformer.course.widgets.charts import attention_heatmap, line_chart, mat
 from glassformer.course.widgets.code import code_panel
 from glassformer.course.widgets.quiz import Question, quiz, quiz_feedback
 from glassformer.course.widgets.tokens import TokenStrip, token_label, token_rows
+from glassformer.course.widgets.drag import DragVectors  # 2-D arrows the learner drags (see drag.py)
 
 __all__ = ["TokenStrip", "token_rows", "token_label", "prob_bars", "attention_heatmap", "matrix_heatmap",
-           "line_chart", "code_panel", "Question", "quiz", "quiz_feedback"]
+           "line_chart", "code_panel", "Question", "quiz", "quiz_feedback", "DragVectors"]

@@ -89,3 +89,32 @@ def line_chart(rows: list[dict], x: str, y: str, color: str | None = None, *, ti
         enc["tooltip"].append(alt.Tooltip(f"{color}:N"))
     return alt.Chart(_data(rows)).mark_line(point=True).encode(**enc).properties(
         title=title, width=width, height=height, usermeta=SVG)
+
+
+def value_bars(labels: Sequence[str], values: Sequence[float], *, status: Sequence[str] | None = None,
+               colors: dict[str, str] | None = None, details: Sequence[dict] | None = None, title: str = "",
+               value_title: str = "value", width: int = 560, height: int = 200) -> alt.Chart:
+    """Bars of signed values (scores, dot products), one per label, in the given order.
+
+    status: a category per bar (coloured by `colors`, {category: CSS colour}, shown in a legend);
+    details: extra {tooltip title: value} per bar, shown on hover beside the exact value.
+    Non-finite values (a masked -inf score) are drawn as no bar and shown as "−∞" on hover."""
+    rows = []
+    for i, (label, v) in enumerate(zip(labels, values)):
+        v = float(v)
+        row = {"key": f"{i:04d} {label}", "token": f"{i}: {label}", "v": v if np.isfinite(v) else 0.0,
+               "shown": f"{v:.4f}" if np.isfinite(v) else ("−∞" if v < 0 else "+∞"),
+               "status": status[i] if status is not None else "value"}
+        row.update({k: str(x) for k, x in (details[i] if details is not None else {}).items()})
+        rows.append(row)
+    extra = list(details[0]) if details else []
+    tooltip = ([alt.Tooltip("token:N", title="position: token"), alt.Tooltip("shown:N", title=value_title)]
+               + [alt.Tooltip(f"{k}:N", title=k) for k in extra])
+    domain = list(colors) if colors else sorted({r["status"] for r in rows})
+    color = alt.Color("status:N", legend=alt.Legend(title=None, orient="top"),
+                      scale=alt.Scale(domain=domain, range=list(colors.values())) if colors else alt.Undefined)
+    x = alt.X("key:N", sort=None, title=None, axis=alt.Axis(labelExpr="slice(datum.label, 5)", labelAngle=0,
+                                                          labelFontSize=12, labelFont="monospace"))
+    return alt.Chart(_data(rows)).mark_bar().encode(x=x, y=alt.Y("v:Q", title=value_title), color=color,
+                                                   tooltip=tooltip).properties(title=title, width=width,
+                                                                               height=height, usermeta=SVG)

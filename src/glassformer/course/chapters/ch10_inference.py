@@ -1,0 +1,609 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="10. Inference engineering", css_file="course.css")
+
+
+@app.cell
+def _():
+    import time
+
+    import marimo as mo
+    import torch
+
+    from glassformer import generate as gen
+    from glassformer import speculative
+    from glassformer.course import common
+    from glassformer.course.widgets import Question, code_panel, line_chart, matrix_heatmap, quiz, quiz_feedback
+    from glassformer.decode_paths import bytes_read_per_token
+    from glassformer.memory import peak_tensor_bytes
+    from glassformer.model import quantize, sliding_window, tiled_attention
+    from glassformer.precision import cpu_capability
+    this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
+    return (Question, bytes_read_per_token, code_panel, common, cpu_capability, gen, line_chart, matrix_heatmap, mo,
+            peak_tensor_bytes, quantize, quiz, quiz_feedback, sliding_window, speculative, this, tiled_attention,
+            time, torch)
+
+
+@app.cell
+def _(common, this):
+    common.header(this.key)
+    return
+
+
+@app.cell
+def _(cpu_capability, mo):
+    mo.md(f"""
+    Training reads a whole text at once: every position is computed in parallel, in a few big matrix
+    multiplications. Writing is different. A model produces one token per call, and the next call
+    needs that token, so **decoding** is a loop of small steps. Each step still multiplies by every
+    weight of the model, but for one vector instead of thousands, so the processor mostly waits for
+    the weights to arrive from memory. Inference engineering is the art of making each step read
+    less: remember what was already computed, never build what is not needed, read fewer bytes, or
+    check several tokens with one read.
+
+    Every time on this page is measured when it runs, on this machine's CPU
+    (**{cpu_capability().summary}**); another machine gives other numbers.
+    """)
+    return
+
+
+@app.cell
+def _(common, mo):
+    picker = common.model_picker()
+    prompt_box = common.text_box("KING RICHARD III:\nNow is the winter of our discontent\nMade glorious summer by ",
+                                 label="Prompt (the model continues it)", key="prompt")
+    mo.hstack([prompt_box, picker], widths=[3, 1], align="end")
+    return picker, prompt_box
+
+
+@app.cell
+def _(common, mo, picker, prompt_box):
+    loaded, load_problem = common.load_chosen(picker.value)
+    model = loaded.model.eval()
+    prepared = common.prepare(loaded, prompt_box.value, max_tokens=model.config.n_ctx // 2)
+    prompt_ids = prepared.ids
+    _notes = [n for n in [mo.callout(mo.md(load_problem), kind="danger") if load_problem else None,
+                          prepared.notice()] if n is not None]
+    mo.vstack(_notes) if _notes else None
+    return loaded, model, prompt_ids
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## The KV cache
+
+    At every step, attention needs the keys and values of *all* earlier positions (chapter 4). They
+    do not change once computed: position 5's key is the same whether the text is 6 or 60 tokens
+    long. So the loop stores them in a **KV cache**: the prompt is read once (the *prefill*), then
+    each step feeds only the newest token and reads the rest of the keys and values from the cache
+    (the *decode* steps). The cache costs memory, per token:
+
+    $$\text{bytes per token} = 2 \times L \times H_{kv} \times D_h \times \text{bytes per number}$$
+
+    (keys and values, for every layer and key/value head). Drag the slider to generate token by token
+    and watch the cache grow; the numbers come from the library's own loop, `stream`, which reports
+    the cache's length at every step.
+    """)
+    return
+
+
+@app.cell
+def _(mo, model):
+    grow = mo.ui.slider(1, min(64, model.config.n_ctx // 2), step=1, value=16, label="tokens generated",
+                        show_value=True)
+    grow
+    return (grow,)
+
+
+@app.cell
+def _(gen, grow, loaded, mo, model, prompt_ids):
+    _per_position = model.new_cache(1, 1).nbytes(filled_only=False)   # one position, allocated for real
+    _steps = []
+    for _ in gen.stream(model, prompt_ids, grow.value, temperature=0, eos_id=loaded.tokenizer.eos_id,
+                        on_step=_steps.append):
+        pass
+    _rows = [f"| {s.index + 1} | `{loaded.tokenizer.decode([int(s.token[0])])!r}` | {s.cache_length} | "
+             f"{s.cache_length * _per_position / 1024:,.1f} KiB |" for s in _steps[-8:]]
+    _c = model.config
+    mo.vstack([
+        mo.md(f"One position of this model's cache: 2 × {_c.n_layers} layers × {_c.n_kv_heads} key/value heads × "
+              f"{_c.head_dim} numbers × {model.new_cache(1, 1).k.element_size()} bytes = **{_per_position:,} bytes** "
+              f"(measured on an allocated cache: `KVCache.nbytes`). The prompt is {len(prompt_ids)} tokens; the "
+              f"prefill filled {len(prompt_ids)} positions, each step adds one. Last steps:"),
+        mo.md("| step | chose | positions in the cache | cache size |\n|---|---|---|---|\n" + "\n".join(_rows)),
+        mo.md(f"After {len(_steps)} steps the cache holds {_steps[-1].cache_length} positions, "
+              f"{_steps[-1].cache_length * _per_position / 1024:,.1f} KiB. A full context of {_c.n_ctx} tokens "
+              f"would take {_c.n_ctx * _per_position / 2**20:,.2f} MiB per sequence."),
+    ])
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ### How much does it save? Measured
+
+    Without a cache, step $t$ recomputes every earlier position: the work per step grows with the
+    text, and the whole generation grows with its square. With the cache a step processes one
+    position. Below, the same greedy generation is timed both ways (the library's `generate` with
+    `use_cache` on and off); the tokens are identical, only the time differs. The GPT-2 shape
+    (124M parameters, random weights: the speed does not depend on what the weights are) is built
+    when you press its button, as it takes several seconds.
+    """)
+    return
+
+
+@app.cell
+def _(gen, time, torch):
+    def tokens_per_second(net, prompt: list[int], n: int, **kwargs) -> tuple[float, list[int]]:
+        """Greedy generation of n tokens, timed after one short warm-up call."""
+        gen.generate(net, prompt, 2, temperature=0, **kwargs)
+        t0 = time.perf_counter()
+        out = gen.generate(net, prompt, n, temperature=0, **kwargs)
+        return n / (time.perf_counter() - t0), out.tolist()
+
+    def cache_comparison(net, prompt: list[int], n: int) -> dict:
+        with torch.inference_mode():
+            with_cache, a = tokens_per_second(net, prompt, n, use_cache=True)
+            without, b = tokens_per_second(net, prompt, n, use_cache=False)
+        return {"with": with_cache, "without": without, "same": a == b}
+    return cache_comparison, tokens_per_second
+
+
+@app.cell
+def _(mo):
+    gpt2_button = mo.ui.run_button(label="Also measure the GPT-2 shape (124M, ~15 s)")
+    gpt2_button
+    return (gpt2_button,)
+
+
+@app.cell
+def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
+    _n = min(48, model.config.n_ctx - len(prompt_ids))
+    _rows = [(f"{loaded.name} (this page's model)", len(prompt_ids), _n, cache_comparison(model, prompt_ids, _n))]
+    if gpt2_button.value:
+        from glassformer.model import build_model, preset
+
+        with mo.status.spinner(title="Building a random GPT-2-shaped model and timing it…"):
+            torch.manual_seed(0)
+            _gpt2 = build_model(preset("gpt2")).eval()
+            _rows.append(("GPT-2 shape, random weights", 32, 32,
+                          cache_comparison(_gpt2, torch.randint(0, 50257, (32,)).tolist(), 32)))
+            del _gpt2
+    _table = "\n".join(f"| {name} | {p} + {n} | {r['without']:,.1f} | {r['with']:,.1f} | "
+                       f"{r['with'] / r['without']:.1f}× | {'yes' if r['same'] else 'NO'} |" for name, p, n, r in _rows)
+    mo.md("| model | prompt + new tokens | tokens/s without cache | with cache | speed-up | same tokens |\n"
+          "|---|---|---|---|---|---|\n" + _table +
+          "\n\nThe longer the text, the more the cache saves: without it, each new token re-reads the whole prefix.")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Tiled attention: never build the T × T matrix
+
+    Plain attention forms every score $q_i \cdot k_j$ at once: a $T \times T$ matrix per head, then its
+    softmax, another. Memory grows with the *square* of the length. But each output row only needs
+    three running numbers per query while it walks over the keys in **tiles**: the largest score so
+    far $m$, the sum $\ell = \sum_j e^{s_j - m}$, and the weighted sum of values
+    $a = \sum_j e^{s_j - m} v_j$. When a tile brings a larger maximum $m'$, the old sums were computed
+    against the old $m$; multiplying them by $e^{m - m'}$ corrects them, exactly. At the end,
+    $a / \ell$ *is* the softmax-weighted sum. This **online softmax** is the idea behind
+    FlashAttention, which runs the tiles in a GPU's small, fast on-chip memory. Here it is written to
+    be read: `tiled_attention` below, tested equal to the plain formula.
+    """)
+    return
+
+
+@app.cell
+def _(code_panel, mo, tiled_attention):
+    mo.accordion({"tiled_attention (glassformer/model/tiled_attention.py)":
+                  code_panel(tiled_attention.tiled_attention),
+                  "plain_attention: the reference it must equal": code_panel(tiled_attention.plain_attention)})
+    return
+
+
+@app.cell
+def _(mo):
+    lengths = mo.ui.multiselect(options=["256", "512", "1024", "2048", "4096"], value=["256", "1024"],
+                                label="lengths T to measure (one head, Dh = 64)")
+    tile_size = mo.ui.dropdown(options=["32", "64", "128", "256"], value="128", label="tile")
+    mo.hstack([lengths, tile_size], justify="start")
+    return lengths, tile_size
+
+
+@app.cell
+def _(lengths, mo, peak_tensor_bytes, tile_size, tiled_attention, time, torch):
+    def measure_both(T: int, tile: int) -> dict:
+        """Max |difference| and peak tensor memory of plain vs tiled attention on random q, k, v."""
+        g = torch.Generator().manual_seed(T)
+        q, k, v = torch.randn(3, 1, 1, T, 64, generator=g).unbind(0)
+        t0 = time.perf_counter()
+        plain, plain_peak = peak_tensor_bytes(tiled_attention.plain_attention, q, k, v)
+        t1 = time.perf_counter()
+        tiled, tiled_peak = peak_tensor_bytes(tiled_attention.tiled_attention, q, k, v, tile=tile)
+        t2 = time.perf_counter()
+        return {"T": T, "diff": (plain - tiled).abs().max().item(), "plain": plain_peak, "tiled": tiled_peak,
+                "plain_ms": (t1 - t0) * 1e3, "tiled_ms": (t2 - t1) * 1e3}
+
+    _rows = [measure_both(int(T), int(tile_size.value)) for T in sorted(lengths.value, key=int)]
+    _table = "\n".join(f"| {r['T']:,} | {r['diff']:.1e} | {r['plain'] / 2**20:,.2f} MiB | {r['tiled'] / 2**20:,.2f} MiB | "
+                       f"{r['plain'] / r['tiled']:.1f}× | {r['plain_ms']:.0f} / {r['tiled_ms']:.0f} ms |" for r in _rows)
+    _growth = ""
+    if len(_rows) >= 2:
+        a, b = _rows[0], _rows[-1]
+        _growth = (f"From T = {a['T']:,} to {b['T']:,} ({b['T'] / a['T']:.0f}× longer) the plain path's peak grew "
+                   f"{b['plain'] / a['plain']:.1f}× and the tiled path's {b['tiled'] / a['tiled']:.1f}×. ")
+    mo.md("Peak memory is measured, not computed from a formula: every tensor torch creates during the call is "
+          "counted while it is alive (`glassformer/memory.py`).\n\n"
+          "| T | max \\|plain − tiled\\| | plain peak | tiled peak | plain / tiled | time plain / tiled |\n"
+          "|---|---|---|---|---|---|\n" + _table + "\n\n" + _growth +
+          "The tiled version is slower here: it is a Python loop over tiles, written to be read. On a GPU the "
+          "same idea is *faster*, because the tiles stay in on-chip memory instead of a T × T matrix going "
+          "back and forth to main memory.")
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ### Tile by tile, on your text
+
+    Below, the real queries, keys and values of layer 0, head 0 of the model on your prompt (its first
+    16 positions), cut into tiles of 4. Drag the *visit* slider to step through the tiles in the order the loop
+    visits them. Left: which (query tile, key tile) blocks have been visited. Right: each query row's
+    running maximum $m$ and running sum $\ell$ after that visit. Tiles entirely above the diagonal are
+    never visited: the causal mask would give them weight 0 anyway.
+    """)
+    return
+
+
+@app.cell
+def _(model, prompt_ids, tiled_attention, torch):
+    _ids = torch.tensor([prompt_ids[:16]])
+    with torch.no_grad():
+        _, _trace = model.run_with_trace(_ids, ["blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v"])
+    _q, _k, _v = (_trace[f"blocks.0.attn.{n}"][:, :1].float() for n in "qkv")  # head 0 (its kv head for GQA)
+    tile_steps = []
+    tile_out = tiled_attention.tiled_attention(_q, _k, _v, tile=4, on_tile=tile_steps.append)
+    tile_diff = (tile_out - tiled_attention.plain_attention(_q, _k, _v)).abs().max().item()
+    tile_T = _q.shape[2]
+    return tile_T, tile_diff, tile_steps
+
+
+@app.cell
+def _(mo, tile_steps):
+    visit = mo.ui.slider(1, len(tile_steps), step=1, value=1, label="visit", show_value=True)
+    visit
+    return (visit,)
+
+
+@app.cell
+def _(line_chart, matrix_heatmap, mo, np_float, tile_T, tile_diff, tile_steps, visit):
+    _n_tiles = (tile_T + 3) // 4
+    _grid = [[float("nan")] * _n_tiles for _ in range(_n_tiles)]
+    for _i, _s in enumerate(tile_steps[:visit.value]):
+        _grid[_s.query_tile[0] // 4][_s.key_tile[0] // 4] = 2.0 if _i == visit.value - 1 else 1.0
+    _current = tile_steps[visit.value - 1]
+    _labels = [f"{i * 4}-{min(i * 4 + 3, tile_T - 1)}" for i in range(_n_tiles)]
+    _heat = matrix_heatmap(np_float(_grid), _labels, _labels, title="visited blocks (dark: this visit)",
+                           row_title="query positions", col_title="key positions", value_title="visited",
+                           scheme="oranges", cell=48, domain=(0, 2))
+    _rows = []
+    for _r in range(_current.running_max.shape[-1]):
+        _pos = _current.query_tile[0] + _r
+        _rows.append({"query position": _pos, "value": float(_current.running_max[0, 0, _r]), "kind": "running max m"})
+        _rows.append({"query position": _pos, "value": float(_current.running_sum[0, 0, _r]), "kind": "running sum ℓ"})
+    _line = line_chart(_rows, "query position", "value", "kind", width=300, height=200,
+                       title=f"queries {_current.query_tile[0]}-{_current.query_tile[1] - 1} after keys "
+                             f"{_current.key_tile[0]}-{_current.key_tile[1] - 1}")
+    mo.vstack([mo.hstack([mo.ui.altair_chart(_heat, chart_selection=False, legend_selection=False),
+                          mo.ui.altair_chart(_line, chart_selection=False, legend_selection=False)]),
+               mo.md(f"{len(tile_steps)} of {_n_tiles * _n_tiles} blocks are visited. After the last visit, "
+                     f"max |tiled − plain| on these real vectors = {tile_diff:.1e}.")])
+    return
+
+
+@app.cell
+def _():
+    import numpy as np
+
+    def np_float(rows):
+        return np.array(rows, dtype=float)
+    return (np_float,)
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Sliding-window attention
+
+    A **sliding window** lets each position attend to the last $w$ positions only (Mistral, for
+    example, interleaves such layers). The cache then never holds more than $w$ positions per layer,
+    whatever the length of the text, and each step's attention work stops growing. Older text is not
+    entirely lost: through $L$ layers, information can hop back up to $L(w-1)$ positions. The library
+    applies the window to any model through its hook points (`sliding_window`), without changing the
+    model's code; below, the course model's measured loss on validation text as the window shrinks.
+    """)
+    return
+
+
+@app.cell
+def _(code_panel, mo, sliding_window):
+    mo.accordion({"window_mask and sliding_window (glassformer/model/sliding_window.py)":
+                  mo.vstack([code_panel(sliding_window.window_mask), code_panel(sliding_window.sliding_window)])})
+    return
+
+
+@app.cell
+def _(mo):
+    window = mo.ui.slider(1, 16, step=1, value=4, label="window w (for the mask picture)", show_value=True)
+    window
+    return (window,)
+
+
+@app.cell
+def _(matrix_heatmap, mo, model, np_float, sliding_window, window):
+    _mask = sliding_window.window_mask(0, 16, 16, window.value)
+    _chart = matrix_heatmap(np_float(_mask.float().tolist()), [str(i) for i in range(16)], [str(i) for i in range(16)],
+                            title=f"who may attend to whom: window {window.value}", row_title="query position",
+                            col_title="key position", value_title="allowed", scheme="greens", cell=20, domain=(0, 1))
+    _c = model.config
+    _per = model.new_cache(1, 1).nbytes(filled_only=False)
+    mo.hstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
+               mo.md(f"With window {window.value}, the cache of this model holds at most "
+                     f"{sliding_window.cache_positions(_c.n_ctx, window.value)} positions "
+                     f"({sliding_window.cache_positions(_c.n_ctx, window.value) * _per / 1024:,.1f} KiB) "
+                     f"instead of {_c.n_ctx} ({_c.n_ctx * _per / 1024:,.1f} KiB) for a full context. "
+                     f"Through its {_c.n_layers} layers, a token can still be influenced by one up to "
+                     f"{_c.n_layers * (window.value - 1)} positions back.")], align="center")
+    return
+
+
+@app.cell
+def _(sliding_window, torch):
+    def window_losses(net, tokenizer, windows: list[int], n_windows: int = 8, length: int = 256) -> list[dict]:
+        """Mean next-token loss on n_windows validation windows of `length` tokens, per attention window."""
+        from glassformer.data import load_text, train_val_split
+
+        text, _ = load_text()
+        val = train_val_split(torch.tensor(tokenizer.encode(text[-120_000:], errors="skip")))[1]
+        length = min(length, net.config.n_ctx, len(val) // n_windows - 1)
+        starts = torch.linspace(0, len(val) - length - 2, n_windows).long()
+        x = torch.stack([val[s:s + length] for s in starts])
+        y = torch.stack([val[s + 1:s + length + 1] for s in starts])
+        rows = []
+        with torch.no_grad():
+            for w in windows:
+                with sliding_window.sliding_window(net, w):
+                    logits = net(x)
+                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+                rows.append({"window": w, "loss": loss.item()})
+        return rows
+    return (window_losses,)
+
+
+@app.cell
+def _(line_chart, loaded, mo, model, window_losses):
+    if loaded.is_char_level:
+        _windows = [w for w in (4, 8, 16, 32, 64, 128, 256) if w <= model.config.n_ctx]
+        _rows = window_losses(model, loaded.tokenizer, _windows)
+        _full, _small = _rows[-1], _rows[0]
+        _out = mo.vstack([
+            mo.ui.altair_chart(line_chart(_rows, "window", "loss", title="validation loss vs attention window "
+                                          "(8 windows of validation text)", width=480),
+                               chart_selection=False, legend_selection=False),
+            mo.md(f"With the full window ({_full['window']}) the loss is {_full['loss']:.3f} nats per character; "
+                  f"with a window of {_small['window']} it is {_small['loss']:.3f}. This model was *trained* with "
+                  "full attention, so a window is a change it never saw: models meant to use one are trained with it.")])
+    else:
+        _out = mo.md("The loss-vs-window measurement uses the character model and its validation text; pick "
+                     "`course` in the model picker to see it.")
+    _out
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Speculative decoding
+
+    A decode step of a big model reads all its weights to produce *one* token; reading them for
+    five positions costs about the same. **Speculative decoding** exploits that: a small, cheap
+    *draft* model guesses $k$ tokens one by one, then the big *target* model checks all of them in
+    a single call. Greedy: keep guesses while they equal the target's own choice; at the first
+    mismatch take the target's token instead. The output is exactly the target's greedy output,
+    just produced in fewer target calls. With sampling, a guess $x$ is kept with probability
+    $\min(1, p(x)/q(x))$ and a rejected one is replaced by a draw from what the target wanted
+    more than the draft ($\max(0, p - q)$, renormalized): every token still has exactly the
+    target's distribution (a test checks it statistically).
+
+    Here the target is the course model and the draft a 1-layer, 64-wide character model shipped
+    with glassformer (`scripts/ship_draft_model.py`). Both share the 65-character vocabulary, which
+    speculative decoding requires, so this section always uses them, whatever the picker says.
+    """)
+    return
+
+
+@app.cell
+def _(code_panel, mo, speculative):
+    mo.accordion({"speculative_generate and verify (glassformer/speculative.py)":
+                  mo.vstack([code_panel(speculative.speculative_generate), code_panel(speculative.verify)])})
+    return
+
+
+@app.cell
+def _(mo):
+    guesses = mo.ui.slider(1, 8, step=1, value=4, label="k: guesses per round", show_value=True)
+    guesses
+    return (guesses,)
+
+
+@app.cell
+def _(common, guesses, mo, prompt_box, speculative, time, torch):
+    from glassformer.registry import DRAFT_MODEL_DIR, load_model
+
+    _target = load_model("course")
+    _draft = load_model(str(DRAFT_MODEL_DIR))
+    _spec_prompt = common.prepare(_target, prompt_box.value, max_tokens=96).ids
+    _n = 96
+    with torch.inference_mode():
+        speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, 4, k=guesses.value)  # warm-up
+        _t0 = time.perf_counter()
+        spec = speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, _n, k=guesses.value)
+        _t1 = time.perf_counter()
+        from glassformer.generate import generate
+
+        _plain = generate(_target.model, _spec_prompt, _n, temperature=0).tolist()[len(_spec_prompt):]
+        _t2 = time.perf_counter()
+    _speedup = (_t2 - _t1) / (_t1 - _t0)
+    _tok = _target.tokenizer
+
+    def _show(ids):
+        return _tok.decode(ids).replace("\n", "↵").replace("|", "¦").replace("`", "'")
+
+    _rounds = "\n".join(f"| {i + 1} | `{_show(r.proposed)}` | {r.accepted} of {len(r.proposed)} | `{_show(r.added)}` |"
+                        for i, r in enumerate(spec.rounds[:8]))
+    mo.vstack([
+        mo.md(f"**{_n} tokens, k = {guesses.value}:** {len(spec.rounds)} target calls instead of {_n}; the draft's "
+              f"guesses were accepted {spec.acceptance_rate:.0%} of the time. Measured: speculative "
+              f"{(_t1 - _t0) * 1e3:,.0f} ms, plain greedy {(_t2 - _t1) * 1e3:,.0f} ms: "
+              f"**{_speedup:.2f}×** {'faster' if _speedup >= 1 else '(slower)'}. Same text as plain greedy: "
+              f"**{'yes' if spec.tokens == _plain else 'NO'}**."),
+        mo.md("The first rounds (guesses, how many the target kept, what the round added: the kept guesses plus "
+              "the target's own next token):\n\n| round | draft guessed | kept | added |\n|---|---|---|---|\n"
+              + _rounds),
+        mo.md("Whether it pays depends on two measured things: how often the draft is right, and how much cheaper "
+              "its step is than the target's. The course model is small, so its step is mostly fixed per-call "
+              "overhead and the draft saves less than it would for a model whose step is dominated by reading "
+              "gigabytes of weights; try a larger or smaller k."),
+    ])
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## int8 weight-only quantization
+
+    Every weight is a 32-bit float: 4 bytes. **Quantization** stores each weight matrix as 8-bit
+    integers $q \in [-127, 127]$ plus one scale per output channel, $w \approx q \cdot s$ with
+    $s = \max|w_{\text{row}}| / 127$: a quarter of the bytes, and a rounding error of at most $s/2$
+    per weight. Only the weights change ("weight-only"); the arithmetic stays in floating point.
+    Whether it is *faster* depends on the CPU having a kernel that multiplies by int8 weights
+    directly; the library measures that once and says so below. Its size and quality are
+    measured here on the course model.
+    """)
+    return
+
+
+@app.cell
+def _(code_panel, mo, quantize):
+    mo.accordion({"quantize_per_channel and Int8Linear (glassformer/model/quantize.py)":
+                  mo.vstack([code_panel(quantize.quantize_per_channel), code_panel(quantize.Int8Linear)]),
+                  "quantize_model": code_panel(quantize.quantize_model)})
+    return
+
+
+@app.cell
+def _(mo):
+    int8_button = mo.ui.run_button(label="Measure validation loss on the whole split (~10 s)")
+    int8_button
+    return (int8_button,)
+
+
+@app.cell
+def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, torch):
+    from glassformer.registry import load_model as _load
+    from glassformer.train import evaluate as _evaluate
+
+    _course = _load("course")
+    _kernel = quantize.int8_kernel()
+    _int8 = quantize.quantize_model(_course.model, _kernel)
+
+    from glassformer.data import load_text as _load_text, train_val_split as _split
+
+    _val = _split(torch.tensor(_course.tokenizer.encode(_load_text()[0], errors="skip")))[1]
+
+    def val_loss(net, whole: bool) -> float:
+        return _evaluate(net, _val, None if whole else 4)
+
+    _whole = int8_button.value
+    _fp32_loss, _int8_loss = val_loss(_course.model, _whole), val_loss(_int8, _whole)
+    _prompt = _course.tokenizer.encode("ROMEO:\n")
+    _fp32_speed, _a = tokens_per_second(_course.model, _prompt, 48)
+    _int8_speed, _b = tokens_per_second(_int8, _prompt, 48)
+    _agree = sum(x == y for x, y in zip(_a[len(_prompt):], _b[len(_prompt):])) / 48
+    _fp32_bytes, _int8_bytes = quantize.model_bytes(_course.model), quantize.model_bytes(_int8)
+    _kernel_note = (f"This CPU's int8 kernel ({_kernel.name}, {str(_kernel.activations).removeprefix('torch.')} "
+                    f"activations) was measured at **{_kernel.speedup:.2f}×** the speed of an fp32 matrix-vector "
+                    f"product of the same shape (4096 × 4096): "
+                    + ("int8 is a speed path here." if _kernel.fast else
+                       "here int8 saves memory but is not a speed path."))
+    mo.vstack([
+        mo.md(f"| course model | bytes of weights | read per token | validation loss ({'whole split' if _whole else '4 batches of 32 × 256 characters'}) "
+              f"| tokens/s (greedy, 48) |\n|---|---|---|---|---|\n"
+              f"| fp32 | {_fp32_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_course.model) / 1024:,.0f} KiB | "
+              f"{_fp32_loss:.4f} | {_fp32_speed:,.0f} |\n"
+              f"| int8 | {_int8_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_int8) / 1024:,.0f} KiB | "
+              f"{_int8_loss:.4f} | {_int8_speed:,.0f} |"),
+        mo.md(f"int8 keeps {_int8_bytes / _fp32_bytes:.0%} of the bytes and changes the validation loss by "
+              f"{_int8_loss - _fp32_loss:+.4f} nats per character; {_agree:.0%} of 48 greedy tokens are the same. "
+              + _kernel_note + " The course model is so small (it fits in the CPU's caches) that memory is not its "
+              "bottleneck; for GPT-2-sized models, where each step reads hundreds of megabytes, `python "
+              "bench/generate.py` measures every path against Hugging Face transformers."),
+    ])
+    return
+
+
+@app.cell
+def _(Question):
+    questions = [
+        Question("kv-cache", "What does a KV cache store?",
+                 ["The keys and values of every earlier position, for every layer", "The logits of every earlier step",
+                  "The model's weights in a faster format", "The generated text"],
+                 0, "Keys and values of earlier positions never change, so each decode step computes them for the "
+                    "new token only and reads the rest from the cache."),
+        Question("memory-bound", "Why is decoding one token at a time limited by memory rather than arithmetic?",
+                 ["Each step multiplies every weight by a single vector, so it does little work per byte read",
+                  "Softmax is slow", "The tokenizer runs on the CPU", "The KV cache is compressed"],
+                 0, "A matrix-vector product does two operations per weight it reads; the processor waits for the "
+                    "bytes. That is why fewer bytes per weight (bf16, int8) or more tokens per read (speculative "
+                    "decoding) help."),
+        Question("online-softmax", "In tiled attention, what happens when a new tile contains a larger score than any seen so far?",
+                 ["The running sums are multiplied by exp(old max − new max), which makes them exact again",
+                  "The previous tiles are recomputed", "That tile is skipped", "The result becomes an approximation"],
+                 0, "Every term kept so far was exp(score − old max); multiplying by exp(old max − new max) turns "
+                    "each into exp(score − new max). Nothing is approximated."),
+        Question("speculative", "With greedy speculative decoding, how does the output compare with the target model's own greedy output?",
+                 ["Identical", "Usually the same, sometimes different", "Closer to the draft model's output",
+                  "Shorter"],
+                 0, "A guess is kept only if it equals the target's own choice at that position, and the first "
+                    "mismatch is replaced by the target's token: the text is the target's greedy text."),
+    ]
+    return (questions,)
+
+
+@app.cell
+def _(questions, quiz, this):
+    radios = quiz(this.key, questions)
+    return (radios,)
+
+
+@app.cell
+def _(mo, questions, quiz_feedback, radios, this):
+    mo.vstack([mo.md("## Check yourself"), quiz_feedback(this.key, questions, radios)])
+    return
+
+
+@app.cell
+def _(common, this):
+    common.footer(this.key)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,48 @@
+"""Chapter 10 in chromium: the tile-by-tile walk moves to the next (query tile, key tile) block
+when its slider moves, and the k slider re-runs speculative decoding with the library's numbers."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from browser_support import assert_clean, shot, wait_for_chapter
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def wait_until(page, condition, what: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        page.wait_for_timeout(100)
+    assert condition(), what
+
+
+def test_chapter_10_tile_walk_and_speculative_k(server, page):
+    page.goto(server.url + "/chapter/10")
+    wait_for_chapter(page, timeout=120)
+    assert page.locator("text=queries 0-3 after keys 0-3").count() >= 1     # the first visit
+
+    # The tile walk's slider (the second slider: tokens generated, visit, window, k): one step right is
+    # the second visit, query tile 4-7 against key tile 0-3 (the loop's order, tiles of 4).
+    slider = page.locator("[role=slider]").nth(1)
+    slider.focus()
+    slider.press("ArrowRight")
+    wait_until(page, lambda: page.locator("text=queries 4-7 after keys 0-3").count() >= 1,
+               "the running max/sum chart did not move to the second tile visit")
+
+    # k from 4 to 1: one guess per round, so the number of target calls changes and the text stays greedy's.
+    line = lambda: page.locator("text=/target calls instead of/").first.inner_text()  # noqa: E731
+    before = line()
+    k = page.locator("[role=slider]").nth(3)
+    k.focus()
+    for _ in range(3):
+        k.press("ArrowLeft")
+    wait_until(page, lambda: "k = 1" in line(), f"k did not change: {line()!r}")
+    assert line() != before and "Same text as plain greedy: yes" in line(), line()
+    calls = int(re.search(r"(\d+) target calls", line()).group(1))
+    assert 48 <= calls <= 96, line()   # k = 1: each round adds 1 or 2 tokens of the 96
+    assert_clean(page, "chapter 10")
+    shot(page, "chapter10")

@@ -1,0 +1,139 @@
+"""Chapter 9's claims: per-position loss is -ln p(correct) and averages to train.loss_fn; gradient
+accumulation = one bigger batch; stop + resume = straight; a diverging run stops with a clear error;
+the training data can be cut short; background runs take a lock, stop on SIGINT with a checkpoint,
+resume, and land in the model picker."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from glassformer import live_training, registry, training_lab
+from glassformer.data import tinyshakespeare_bytes
+from glassformer.model import build_model, preset
+from glassformer.train import TRAIN_PRESETS, loss_fn, start_or_resume, train, train_preset
+
+
+def test_per_position_loss_is_minus_log_of_the_correct_tokens_probability_by_hand():
+    torch.manual_seed(0)
+    model = build_model(preset("tiny", n_ctx=16, d_model=32, n_heads=2)).eval()
+    ids = [5, 17, 3, 3, 40, 2, 9]
+    loss, p = training_lab.per_position_loss(model, ids)
+    assert loss.shape == (len(ids) - 1,)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids[:-1]]))[0].tolist()  # plain Python from here
+    for t, row in enumerate(logits):
+        top = max(row)
+        z = sum(math.exp(v - top) for v in row)
+        p_hand = math.exp(row[ids[t + 1]] - top) / z
+        assert abs(p[t].item() - p_hand) <= 1e-6
+        assert abs(loss[t].item() + math.log(p_hand)) <= 1e-5
+    x, y = torch.tensor([ids[:-1]]), torch.tensor([ids[1:]])
+    with torch.no_grad():
+        assert abs(loss.mean().item() - loss_fn(model, x, y).item()) <= 1e-6
+
+
+def test_gradient_accumulation_equals_one_bigger_batch():
+    result = training_lab.accumulation_gap(batch_size=16, micro_batches=4, steps=3)
+    assert result["same_batches"]  # the two runs saw the same windows
+    assert result["max_abs_diff"] <= 1e-5, result
+    (a, b) = result["losses"]
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5
+    assert a[-1] < a[0]  # the steps did train (a comparison of two untouched models would prove nothing)
+
+
+def test_stop_and_resume_is_bit_identical_to_a_straight_run():
+    result = training_lab.resume_gap(steps=20)
+    assert result["stopped_at"] == 10 and result["tensors"] > 0
+    assert result["max_abs_diff"] == 0.0 and result["losses_equal"], result
+
+
+def small_corpus(tmp_path: Path, n: int = 20_000) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(tinyshakespeare_bytes()[:n])
+    return path
+
+
+def test_a_diverging_run_stops_with_a_clear_error_logged(tmp_path):
+    cfg = training_lab.tiny_config(lr=100.0, grad_clip=0.0, max_steps=60, warmup_steps=0, eval_interval=10,
+                                   log_interval=1, eval_batches=1, sample_tokens=8)
+    with pytest.raises(FloatingPointError, match="learning rate .* too high"), training_lab.one_thread():
+        train(cfg, tmp_path / "run", corpus=small_corpus(tmp_path), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "became nan" in rows[-1]["error"] or "became inf" in rows[-1]["error"]
+    assert all(math.isfinite(r["train_loss"]) for r in rows if "train_loss" in r)
+
+
+def test_train_tokens_keeps_only_the_start_of_the_training_split(tmp_path):
+    cfg = training_lab.tiny_config(train_tokens=500)
+    run, _ = start_or_resume(cfg, tmp_path / "run", small_corpus(tmp_path), resume=False)
+    full, _ = start_or_resume(training_lab.tiny_config(), tmp_path / "full", small_corpus(tmp_path), resume=False)
+    assert len(run.train_ids) == 500 and torch.equal(run.train_ids, full.train_ids[:500])
+    assert torch.equal(run.val_ids, full.val_ids)  # validation is untouched
+    with pytest.raises(ValueError, match="train_tokens"):
+        training_lab.tiny_config(train_tokens=10)
+
+
+def test_live_preset_and_experiments_are_valid_configs():
+    assert TRAIN_PRESETS["live"].time_budget and not TRAIN_PRESETS["live"].compile
+    for name in live_training.EXPERIMENTS:
+        args = live_training.experiment_args(name)
+        assert args[:2] == ["--preset", "live"] and "--max-steps" in args
+
+
+def test_learner_runs_are_offered_to_the_model_picker(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSFORMER_DATA", str(tmp_path))
+    assert registry.learner_runs_dir() == tmp_path / "runs" and tmp_path / "runs" in registry.runs_dirs()
+
+
+def test_a_stale_lock_is_freed(tmp_path):
+    lock = live_training.lock_path(tmp_path)
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "folder": "x"}))  # no such process
+    assert live_training.running(tmp_path) is None and not lock.exists()
+    lock.write_text(json.dumps({"pid": os.getpid(), "folder": "x"}))  # alive, but not a training run
+    assert live_training.running(tmp_path) is None and not lock.exists()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_background_run_locks_stops_with_a_checkpoint_resumes_and_appears_in_the_picker(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSFORMER_DATA", str(tmp_path))
+    folder = registry.learner_runs_dir() / "t"
+    args = ["--preset", "tiny", "--corpus", str(small_corpus(tmp_path)), "--n-ctx", "32", "--d-model", "32",
+            "--n-heads", "2", "--eval-interval", "5", "--log-interval", "5", "--checkpoint-interval", "1000"]
+    info = live_training.launch(tmp_path, folder, args + ["--max-steps", "100000"])
+    try:
+        with pytest.raises(live_training.Busy, match="already going"):
+            live_training.launch(tmp_path, tmp_path / "other", args)
+        wait_for(lambda: len(live_training.view(folder, True).evals) >= 2, 120, "two evaluations")
+        assert live_training.stop(tmp_path)
+        assert live_training.running(tmp_path) is None and not live_training.lock_path(tmp_path).exists()
+        stopped = live_training.view(folder, False)
+        assert stopped.state == "stopped" and stopped.exit_code == 130, stopped
+        assert (folder / "checkpoint.safetensors").exists()
+        step = stopped.train[-1]["step"]
+        live_training.launch(tmp_path, folder, args + ["--max-steps", str(step + 10)], resume=True)
+        wait_for(lambda: live_training.running(tmp_path) is None, 120, "the resumed run to end")
+        done = live_training.view(folder, False)
+        assert done.state == "finished" and done.summary["steps"] == step + 10, done
+        assert folder in registry.trained_runs()
+    finally:
+        holder = live_training.running(tmp_path)
+        if holder is not None:
+            os.kill(int(holder["pid"]), 9)
+        assert info["pid"] > 0
