@@ -8,12 +8,12 @@ sinusoidal, rope, alibi, none. Each is trained by the library's own loop (glassf
 on windows of 64 characters, then stored as fp16 safetensors under
 src/glassformer/assets/positions/<scheme>/ with a card.json holding the recipe and the
 losses measured on the stored weights at lengths 32, 64, 128 and 256
-(glassformer.extrapolation.loss_by_length, the function the chapter runs).
+(glassformer.analysis.extrapolation.loss_by_length, the function the chapter runs).
 
 Learned positions have one trained row per position, 64 rows here, so such a model cannot even
 be run on 65 characters. To measure it past 64 anyway, the shipped table gets rows 64..255 drawn
 like a fresh table's (normal, std 0.02, fixed seed) and never trained
-(glassformer.extrapolation.extend_learned_positions); the card says so. The other schemes need
+(glassformer.analysis.extrapolation.extend_learned_positions); the card says so. The other schemes need
 nothing: sinusoidal, RoPE and ALiBi compute their positions from a formula for any length, and
 "none" has no positions at all.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from glassformer.checkpoint import load_model_folder, save_model_folder
-from glassformer.extrapolation import (LENGTHS, POSITION_MODELS_DIR, SCHEMES, SPAN, TRAINED_LENGTH,
+from glassformer.analysis.extrapolation import (LENGTHS, POSITION_MODELS_DIR, SCHEMES, SPAN, TRAINED_LENGTH,
                                        extend_learned_positions, loss_by_length, validation_windows)
 from glassformer.train import train, train_preset
 
@@ -69,7 +69,7 @@ def ship(scheme: str, steps: int, work: Path) -> dict:
         "final_train_loss": summary["final_train_loss"],
         "final_val_loss_at_64_fp32": summary["final_val_loss"],
         "eval": {"windows": CARD_WINDOWS, "span": SPAN, "split": "validation (last 10%)",
-                 "how": "glassformer.extrapolation.loss_by_length on validation_windows(windows)"},
+                 "how": "glassformer.analysis.extrapolation.loss_by_length on validation_windows(windows)"},
         "loss_by_length": {str(k): round(v, 4) for k, v in losses.items()},
         **({"learned_rows_note": note} if note else {}),
     }

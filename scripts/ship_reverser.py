@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from glassformer import reverser
+from glassformer.toys import reverser
 
 SEED, STEPS, BATCH, LR = 0, 1500, 64, 3e-3
 EVAL_SEED, EVAL_N = 2024, 2000

@@ -22,7 +22,7 @@ def wait_until(page, check, seconds: float = 30) -> bool:
 
 
 def test_chapter_2_token_choice_and_bigram_retraining(server, page):
-    from glassformer import embedding_space
+    from glassformer.analysis import embedding_space
     from glassformer.course.common import DEFAULT_TEXT
     from glassformer.course.widgets import token_label
     from glassformer.registry import load_model

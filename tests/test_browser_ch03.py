@@ -30,7 +30,7 @@ def press(page, slider_index: int, key: str, times: int) -> None:
 
 
 def test_chapter_3_rope_offset_sinusoid_pair_and_extrapolation(server, page):
-    from glassformer import position_lab
+    from glassformer.analysis import position_lab
     from glassformer.registry import load_model
 
     cfg = load_model("course").model.config

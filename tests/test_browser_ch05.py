@@ -22,7 +22,7 @@ def wait_until(page, condition, what: str, timeout: float = 20) -> None:
 
 
 def test_chapter_5_head_switch_layer_grid_and_kv_slider(server, page):
-    from glassformer import ablation
+    from glassformer.analysis import ablation
     from glassformer.registry import load_model
 
     page.goto(server.url + "/chapter/5")

@@ -23,7 +23,7 @@ def wait_until(page, condition, what: str, timeout: float = 20) -> None:
 
 
 def test_chapter_6_step_through_the_block(server, page):
-    from glassformer import block_anatomy
+    from glassformer.analysis import block_anatomy
     from glassformer.course.common import DEFAULT_TEXT
     from glassformer.registry import load_model
 

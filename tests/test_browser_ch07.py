@@ -23,7 +23,7 @@ def wait_until(page, condition, what: str, timeout: float = 20) -> None:
 
 
 def test_chapter_7_lens_focus_reverser_input_and_accuracy(server, page):
-    from glassformer import reverser
+    from glassformer.toys import reverser
 
     model, _ = reverser.load_reverser()
     page.goto(server.url + "/chapter/7")

@@ -66,6 +66,7 @@ def test_chapter_9_start_a_run_see_the_curve_stop_it(server, page, data_dir):
         assert (data_dir / "runs" / "live" / "checkpoint.safetensors").exists()  # resumable
         page.wait_for_selector("text=Resume continues it", timeout=10_000)
         assert_clean(page, "chapter 9")
+        page.locator("h1").first.scroll_into_view_if_needed()  # the screenshot starts at the title
         shot(page, "chapter09")
     finally:
         kill_training(data_dir)

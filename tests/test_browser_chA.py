@@ -8,7 +8,7 @@ import time
 import pytest
 
 from browser_support import assert_clean, shot, wait_for_chapter
-from glassformer import worked_example as we
+from glassformer.toys import worked_example as we
 from glassformer.course.widgets.number_table import format_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

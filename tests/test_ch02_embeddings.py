@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from glassformer import bigram, embedding_space
+from glassformer.toys import bigram
+from glassformer.analysis import embedding_space
 from glassformer.model import DecoderLM, preset
-from glassformer.param_count import parameter_breakdown
+from glassformer.analysis.param_count import parameter_breakdown
 
 
 # --- parameter counts ---------------------------------------------------------------------------

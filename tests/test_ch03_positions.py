@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 
-from glassformer import extrapolation, position_lab
+from glassformer.analysis import extrapolation, position_lab
 from glassformer.model import build_model, preset
 from glassformer.model.position import sinusoidal_table
 

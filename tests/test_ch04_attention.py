@@ -162,7 +162,7 @@ def test_drag_vectors_api():
 
 
 def test_a_model_trained_without_the_mask_learns_to_peek_and_fails_honestly():
-    from glassformer import mask_training as M
+    from glassformer.toys import mask_training as M
 
     tok = M.course_tokenizer()
     train_ids, val_ids = M.corpus_split(tok, n_chars=60_000)
@@ -175,7 +175,7 @@ def test_a_model_trained_without_the_mask_learns_to_peek_and_fails_honestly():
 
 
 def test_held_out_loss_with_the_mask_is_the_plain_cross_entropy():
-    from glassformer import mask_training as M
+    from glassformer.toys import mask_training as M
     from glassformer.data import random_batch
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from glassformer import ablation, heads, kv_memory
+from glassformer.analysis import ablation, heads, kv_memory
 from glassformer.model import DecoderLM, preset
 from glassformer.registry import load_model
 

@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from glassformer import block_anatomy as anatomy
-from glassformer import gradient_norms as gradnorms
+from glassformer.analysis import block_anatomy as anatomy
+from glassformer.analysis import gradient_norms as gradnorms
 from glassformer.model.block import Block
 from glassformer.model.config import preset
 from glassformer.model.decoder import DecoderLM

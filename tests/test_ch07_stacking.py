@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from glassformer import logit_lens as L
-from glassformer import reverser as R
+from glassformer.analysis import logit_lens as L
+from glassformer.toys import reverser as R
 from glassformer.model import DecoderLM, preset
 from glassformer.model.cross_attention import BidirectionalAttention, CrossAttention
 from glassformer.model.seq2seq import EncoderDecoder, Seq2SeqConfig, encoder_decoder_masks
@@ -18,7 +18,7 @@ from glassformer.registry import load_model
 @pytest.fixture(autouse=True)
 def one_thread():
     """These tensors are tiny: on a busy 2-core machine extra threads only add hand-off waits."""
-    with R.single_thread():
+    with R.one_thread():
         yield
 
 

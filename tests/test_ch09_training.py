@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from glassformer import live_training, registry, training_lab
+from glassformer import registry
+from glassformer.course import live_training
+from glassformer.analysis import training_lab
 from glassformer.data import tinyshakespeare_bytes
 from glassformer.model import build_model, preset
 from glassformer.train import TRAIN_PRESETS, loss_fn, start_or_resume, train, train_preset
@@ -116,11 +118,13 @@ def test_background_run_locks_stops_with_a_checkpoint_resumes_and_appears_in_the
     folder = registry.learner_runs_dir() / "t"
     args = ["--preset", "tiny", "--corpus", str(small_corpus(tmp_path)), "--n-ctx", "32", "--d-model", "32",
             "--n-heads", "2", "--eval-interval", "5", "--log-interval", "5", "--checkpoint-interval", "1000"]
+    before = live_training.fingerprint(tmp_path, [folder])
     info = live_training.launch(tmp_path, folder, args + ["--max-steps", "100000"])
     try:
         with pytest.raises(live_training.Busy, match="already going"):
             live_training.launch(tmp_path, tmp_path / "other", args)
         wait_for(lambda: len(live_training.view(folder, True).evals) >= 2, 120, "two evaluations")
+        assert live_training.fingerprint(tmp_path, [folder]) != before  # the page redraws
         assert live_training.stop(tmp_path)
         assert live_training.running(tmp_path) is None and not live_training.lock_path(tmp_path).exists()
         stopped = live_training.view(folder, False)
@@ -137,3 +141,18 @@ def test_background_run_locks_stops_with_a_checkpoint_resumes_and_appears_in_the
         if holder is not None:
             os.kill(int(holder["pid"]), 9)
         assert info["pid"] > 0
+
+
+def test_a_run_folder_reads_as_failed_with_its_reason_or_as_stopped(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    rows = [{"step": 10, "train_loss": 9000.0}, {"step": 21, "error": "loss became nan at step 21: ..."}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "exit.json").write_text(json.dumps({"exit_code": 3}))
+    failed = live_training.view(folder, False)
+    assert failed.state == "failed" and failed.error.startswith("loss became nan") and failed.exit_code == 3
+    assert live_training.view(folder, True).state == "running"
+    (folder / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    (folder / "exit.json").write_text(json.dumps({"exit_code": 130}))
+    assert live_training.view(folder, False).state == "stopped"
+    assert live_training.view(tmp_path / "nothing", False).state == "none"

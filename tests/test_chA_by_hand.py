@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glassformer import sampling
-from glassformer import worked_example as we
+from glassformer.toys import worked_example as we
 from glassformer.course.widgets.number_table import format_number, table_html
 from glassformer.model.decoder import DecoderLM
 

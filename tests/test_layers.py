@@ -12,7 +12,8 @@ LAYERS = [
     ["glassformer.model"],
     ["glassformer.checkpoint", "glassformer.precision", "glassformer.sampling", "glassformer.data"],
     ["glassformer.pretrained", "glassformer.generate", "glassformer.optim", "glassformer.errors"],
-    ["glassformer.train", "glassformer.registry"],
+    ["glassformer.train", "glassformer.registry", "glassformer.threads", "glassformer.memory"],
+    ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths"],
     ["glassformer.cli", "glassformer.course"],
 ]
 
@@ -20,9 +21,13 @@ PROBE = """
 import importlib, json, sys
 layers = json.loads(sys.argv[1])
 report = []
+import pkgutil
 for i, layer in enumerate(layers):
     for name in layer:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        if hasattr(module, "__path__") and name != "glassformer.course":   # a package: every module in it
+            for info in pkgutil.walk_packages(module.__path__, name + "."):
+                importlib.import_module(info.name)
     above = [m for later in layers[i + 1:] for m in later]
     report.append(sorted(m for m in sys.modules if any(m == a or m.startswith(a + ".") for a in above)))
 print(json.dumps(report))

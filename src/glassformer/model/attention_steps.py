@@ -125,7 +125,8 @@ def pattern_from_scores(scores: torch.Tensor, *, unscale: float = 1.0, causal: b
     """softmax over keys of scores (..., T, S) multiplied by `unscale`, causally masked.
 
     The model's `attn.scores` are already divided by sqrt(Dh); unscale=sqrt(Dh) gives back the
-    weights the same q and k would get without that division."""
+    weights the same q and k would get without that division. (With ALiBi the scores also hold
+    the bias, which this multiplies too: unscale the q.k part alone for such models.)"""
     T, S = scores.shape[-2:]
     allowed = torch.arange(S)[None, :] <= torch.arange(S - T, S)[:, None]   # (T, S)
     scores = scores.float() * unscale

@@ -11,7 +11,8 @@ When a new tile brings a larger maximum m', everything kept so far was computed 
 old m: multiply l and acc by exp(m - m') and it is as if m' had been used all along. After the
 last tile, out = acc / l is exactly softmax(scores) @ V: the "online softmax" (Milakov and
 Gimelshein 2018), which FlashAttention (Dao et al. 2022) runs tile by tile in fast on-chip
-memory. Here the point is the memory: the largest thing ever formed is a (tile, tile) block.
+memory. Here the point is the memory: the largest thing ever formed is a (tile, tile) block
+(with a tile as long as the text that is the whole matrix again, plus the running sums).
 
     >>> import torch
     >>> q, k, v = torch.randn(3, 1, 2, 40, 8).unbind(0)

@@ -10,7 +10,8 @@ def _():
     import marimo as mo
     import torch
 
-    from glassformer import bigram, embedding_space, param_count
+    from glassformer.toys import bigram
+    from glassformer.analysis import embedding_space, param_count
     from glassformer.course import common
     from glassformer.course.widgets import Question, code_panel, line_chart, quiz, quiz_feedback, token_label
     from glassformer.data import load_text, train_val_split
@@ -164,7 +165,7 @@ def _(alt, embedding_space, labels, mo, neighbours_k, prepared, table, token_pic
 
 @app.cell
 def _(code_panel, embedding_space, mo):
-    mo.accordion({"The code behind these charts: nearest and cosine_matrix (glassformer/embedding_space.py)":
+    mo.accordion({"The code behind these charts: nearest and cosine_matrix (glassformer/analysis/embedding_space.py)":
                   mo.vstack([code_panel(embedding_space.nearest), code_panel(embedding_space.cosine_matrix)])})
     return
 
@@ -269,7 +270,7 @@ def _(D, V, alt, chosen, classes, embedding_space, labels, mo, shown, shown_tabl
 
 @app.cell
 def _(code_panel, embedding_space, mo):
-    mo.accordion({"pca_2d, token_classes and group_similarity (glassformer/embedding_space.py)":
+    mo.accordion({"pca_2d, token_classes and group_similarity (glassformer/analysis/embedding_space.py)":
                   mo.vstack([code_panel(embedding_space.pca_2d, highlight="svd"),
                              code_panel(embedding_space.group_similarity)])})
     return
@@ -411,7 +412,7 @@ def _(mo):
 
 @app.cell
 def _(bigram, code_panel, mo):
-    mo.accordion({"Bigram and train_bigram (glassformer/bigram.py)":
+    mo.accordion({"Bigram and train_bigram (glassformer/toys/bigram.py)":
                   mo.vstack([code_panel(bigram.Bigram), code_panel(bigram.train_bigram, highlight=(
                       "logits = model(x)", "loss = F.cross_entropy", "loss.backward()", "opt.step()"))])})
     return
@@ -602,7 +603,7 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
 
 @app.cell
 def _(code_panel, bigram, mo):
-    mo.accordion({"How both losses are measured: mean_loss and count_entropy (glassformer/bigram.py)":
+    mo.accordion({"How both losses are measured: mean_loss and count_entropy (glassformer/toys/bigram.py)":
                   mo.vstack([code_panel(bigram.mean_loss), code_panel(bigram.count_entropy)])})
     return
 
@@ -649,7 +650,7 @@ def _(alt, loaded, mo, param_count, preset):
 
 @app.cell
 def _(code_panel, mo, param_count):
-    mo.accordion({"parameter_breakdown (glassformer/param_count.py)": code_panel(param_count.parameter_breakdown)})
+    mo.accordion({"parameter_breakdown (glassformer/analysis/param_count.py)": code_panel(param_count.parameter_breakdown)})
     return
 
 

@@ -13,7 +13,7 @@ def _():
     import marimo as mo
     import torch
 
-    from glassformer import extrapolation, position_lab
+    from glassformer.analysis import extrapolation, position_lab
     from glassformer.course import common
     from glassformer.course.widgets import (DragVectors, Question, TokenStrip, code_panel, line_chart, matrix_heatmap,
                                             quiz, quiz_feedback, token_label)
@@ -98,7 +98,7 @@ def _(mo):
 @app.cell
 def _(code_panel, mo, position_lab):
     mo.accordion({
-        "The code: order_blind_attention and permutation_gap (glassformer/position_lab.py)":
+        "The code: order_blind_attention and permutation_gap (glassformer/analysis/position_lab.py)":
             mo.vstack([code_panel(position_lab.order_blind_attention,
                                   highlight=("positions and", "before_mask", "block.attn(")),
                        code_panel(position_lab.permutation_gap, highlight="amax")]),
@@ -270,7 +270,7 @@ def _(code_panel, mo, n_positions, pair, position_lab, shift, sin_table, table_w
               f"$({_after[_p][0]:.4f}, {_after[_p][1]:.4f})$.\n\n"
               f"Over all positions 0 to {n_positions - 1}: largest |M · row p − row p+{shift.value}| = "
               f"**{shift_error:.1e}** (the table is stored in float32, so about 1e-7 is rounding)."),
-        mo.accordion({"The code: sinusoidal_shift (glassformer/position_lab.py)":
+        mo.accordion({"The code: sinusoidal_shift (glassformer/analysis/position_lab.py)":
                       code_panel(position_lab.sinusoidal_shift)})], widths=[2, 3], align="start")
     return (shift_error,)
 
@@ -525,7 +525,7 @@ def _(eval_windows, extrapolation, losses, mo, scheme_names):
 
 @app.cell
 def _(code_panel, extrapolation, mo):
-    mo.accordion({"The code: loss_at_length and extend_learned_positions (glassformer/extrapolation.py)":
+    mo.accordion({"The code: loss_at_length and extend_learned_positions (glassformer/analysis/extrapolation.py)":
                   mo.vstack([code_panel(extrapolation.loss_at_length, highlight=("reshape(-1, length)", "cross_entropy")),
                              code_panel(extrapolation.extend_learned_positions, highlight="fresh =")])})
     return

@@ -14,7 +14,7 @@ def _():
     import numpy as np
     import torch
 
-    from glassformer import mask_training
+    from glassformer.toys import mask_training
     from glassformer.course import common
     from glassformer.course.widgets import (DragVectors, Question, TokenStrip, attention_heatmap, code_panel,
                                             line_chart, matrix_heatmap, prob_bars, quiz, quiz_feedback,
@@ -24,11 +24,16 @@ def _():
     from glassformer.model.attention import Attention
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
 
-    def no_legend(chart):
-        """prob_bars without its kept/removed/chosen legend (nothing is filtered in this chapter)."""
+    def no_legend(chart, outline="outline"):
+        """prob_bars for attention weights: no kept/removed/chosen legend and no "before filtering" on hover
+        (nothing is filtered in this chapter); the dashed outline's hover is called `outline`."""
         for part in chart.layer:
             if part.encoding["color"] is not alt.Undefined:
                 part.encoding["color"]["legend"] = None
+            for tip in part.encoding["tooltip"]:
+                if tip["shorthand"] in ("p:Q", "before:Q"):
+                    tip["title"] = "weight" if tip["shorthand"] == "p:Q" else outline
+            part.encoding["y"]["title"] = "weight"                                # bars and outlines
         return chart
     return (Attention, DragVectors, Question, TokenStrip, attention_heatmap, code_panel, common, inspect,
             line_chart, mask_training, math, matrix_heatmap, mo, no_legend, np, prob_bars, quiz, quiz_feedback,
@@ -45,8 +50,8 @@ def _(common, this):
 def _(mo):
     mo.md(r"""
     Until now every token's vector was computed from that token alone (and its position). **Attention**
-    is the step where positions exchange information: it is how the model's guess after "But so" can
-    depend on anything but that last "o".
+    is the step where positions exchange information: it is how the course model's guess after "But so"
+    can depend on more than that last "o".
 
     Each position builds three vectors from its own vector, with three learned matrices:
 
@@ -99,16 +104,25 @@ def _(DragVectors, mo, no_legend, prob_bars, steps_lib, toy, torch):
         for n, d, e, w in zip(_names, toy_steps.dots.tolist(), toy_steps.dots.exp().tolist(),
                               toy_steps.weights.tolist()))
     _top = int(toy_steps.weights.argmax())
+    _tied = [n for n, d in zip(_names, toy_steps.dots.tolist()) if abs(d - toy_steps.dots[_top].item()) < 1e-6]
     _chart = no_legend(prob_bars(_names, toy_steps.weights.tolist(), before=_twice.weights.tolist(),
                        title="attention weights (dashed outline: the same keys, q twice as long)",
-                       width=300, height=170))
+                       width=300, height=170), outline="weight with q twice as long")
     mo.hstack([
         mo.md(f"| key | q · k | e^(q·k) | weight |\n|---|---|---|---|\n{_rows}\n\n"
               f"The weights are $e^{{q\\cdot k}}$ divided by their total, "
-              f"{toy_steps.dots.exp().sum().item():.3f}. **{_names[_top]}** gets the most "
-              f"({toy_steps.weights[_top].item():.1%}). Stretch q to twice its length and it would get "
-              f"{_twice.weights[_top].item():.1%}: longer vectors make bigger scores, and bigger scores a "
-              f"sharper softmax. Keep that in mind for the section on $\\sqrt{{d_k}}$."),
+              f"{toy_steps.dots.exp().sum().item():.3f}. "
+              + (f"{' and '.join(f'**{n}**' for n in _tied)} "
+                 + ("gets the most" if len(_tied) == 1 else "tie for the most")
+                 + f" ({toy_steps.weights[_top].item():.1%}{'' if len(_tied) == 1 else ' each'}). Stretch q to "
+                   "twice its length and "
+                 + ("it" if len(_tied) == 1 else "each")
+                 + f" would get {_twice.weights[_top].item():.1%}: "
+                 if len(_tied) < len(_names) else
+                 "All three scores are equal, so the weights are too, and stretching q would change nothing "
+                 "here. Drag a tip to break the tie: in general ")
+              + "longer vectors make bigger scores, and bigger scores a sharper softmax. Keep that in mind "
+                "for the section on $\\sqrt{d_k}$."),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False)], widths=[1, 1], align="start")
     return
 
@@ -123,10 +137,12 @@ def _(mo):
 
     $$Q = X W_Q, \qquad K = X W_K, \qquad V = X W_V$$
 
-    where $X$ holds the $T$ vectors entering the layer (one per row, after the layer's norm), and each
-    of $Q, K, V$ has $T$ rows of $d_k$ numbers. (The course model's projections also add a bias, and
-    it then rotates each query and key by its position, RoPE from chapter 3: the $Q$ and $K$ shown
-    below are the rotated ones, the ones attention uses.) A layer runs several of these side by side, each with its own matrices: an
+    where $X$ holds the $T$ vectors entering the layer (one per row; in the course model, as in most
+    current ones, after the layer's norm), and each of $Q, K, V$ has $T$ rows of $d_k$ numbers. Models
+    add their own touches: the course model's projections also add a bias, and it then rotates each
+    query and key by its position (RoPE, chapter 3), so for it the $Q$ and $K$ shown below are the
+    rotated ones, the ones attention uses; what the chosen model does is listed under the layer and
+    head pickers. A layer runs several of these side by side, each with its own matrices: an
     **attention head** (chapter 5 is about why there are several). Below, pick a layer and a head of
     the chosen model and click a token of your text: that token is the query, and the charts show
     every step of its attention, with the exact number on hover.
@@ -187,11 +203,22 @@ def _(config, head, layer, loaded, mo, prepared, steps_lib, strip, token_label, 
     _gqa = (f" This model uses **grouped-query attention**: {config.n_heads} query heads share "
             f"{config.n_kv_heads} key/value heads, so query head {Hq} reads the keys and values of kv head {_kv}."
             if config.n_kv_heads != config.n_heads else "")
+    # What this model does besides Q = X W_Q (read from its config, so it holds for any model in the picker).
+    _extras = [("$X$ is the layer's input after its norm" if config.pre_norm else
+                "$X$ is the residual stream itself (this model normalizes *after* attention: post-norm)"),
+               "the projections add a bias" if config.attn_bias else "the projections add no bias"]
+    if config.qk_norm:
+        _extras.append("each head's q and k are then normalized (RMSNorm)")
+    if config.position == "rope":
+        _extras.append("q and k are then rotated by position (RoPE): the Q and K shown are the rotated ones")
+    elif config.position == "alibi":
+        _extras.append("a distance penalty (ALiBi) is added to every score in step 1")
+    _extras = " In this model: " + "; ".join(_extras) + "."
     mo.vstack([
         mo.hstack([layer, head], justify="start"),
         mo.md(f"Click a token to make it the query (outlined in red). Now: position **{query}**, "
               f"`{labels[query]}`, in layer {L}, head {Hq}. Each head of this model has $d_k$ = "
-              f"{config.head_dim} numbers per query, key and value.{_gqa}"),
+              f"{config.head_dim} numbers per query, key and value.{_gqa}{_extras}"),
         strip])
     return L, Hq, bias, ids, labels, pattern, q_mat, query, steps, trace, k_mat, v_mat
 
@@ -219,25 +246,30 @@ def _(mo):
     ### Step 1: scores
 
     The query of the clicked position meets every key: $s_j = \dfrac{q \cdot k_j}{\sqrt{d_k}}$ (the
-    division is explained in the next section). Keys *after* the query get a score too, because the
-    matrix multiplication computes them all, but the mask in step 2 throws them away.
+    division is explained in the next section; a model with ALiBi positions also adds its distance
+    penalty here). Keys *after* the query get a score too, because the matrix multiplication computes
+    them all, but the mask in step 2 throws them away.
     """)
     return
 
 
 @app.cell
-def _(config, labels, math, mo, query, steps, value_bars):
+def _(bias, config, labels, math, mo, query, steps, value_bars):
     _status = ["earlier or itself" if j <= query else "later: masked in step 2" for j in range(len(labels))]
     _details = [{"q · k (before dividing)": f"{d:.4f}"} for d in steps.dots.tolist()]
     _chart = value_bars(labels, steps.scores.tolist(), status=_status, details=_details,
                         colors={"earlier or itself": "#2563eb", "later: masked in step 2": "#cbd5e1"},
                         title=f"step 1: scores of query {query} ('{labels[query]}') against every key",
-                        value_title="score q·k/√d_k")
+                        value_title="score q·k/√d_k" + (" + ALiBi" if config.position == "alibi" else ""))
     _best = int(steps.masked.argmax())
+    _b = bias[query, _best].item()                                                  # ALiBi's penalty, else 0
+    _plus = f" {'−' if _b < 0 else '+'} {abs(_b):.3f}" if config.position == "alibi" else ""
     mo.vstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
                mo.md(f"Highest allowed score: key {_best} (`{labels[_best]}`), "
-                     f"{steps.dots[_best].item():.3f} / √{config.head_dim} = {steps.dots[_best].item():.3f} / "
-                     f"{math.sqrt(config.head_dim):.3f} = **{steps.scores[_best].item():.3f}**.")])
+                     f"{steps.dots[_best].item():.3f} / √{config.head_dim}{_plus} = {steps.dots[_best].item():.3f} / "
+                     f"{math.sqrt(config.head_dim):.3f}{_plus} = **{steps.scores[_best].item():.3f}**"
+                     + (" (the last term is ALiBi's penalty for the distance from the query back to this key)."
+                        if _plus else "."))])
     return
 
 
@@ -266,8 +298,10 @@ def _(labels, mo, pattern, query, steps, value_bars):
     mo.vstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
                mo.md("Largest weights: " + ", ".join(f"key {j} (`{labels[j]}`) {w:.1%}"
                                                      for w, j in zip(_top.values.tolist(), _top.indices.tolist()))
-                     + f". Recomputed here from the traced q and k; the model's own `attn.pattern` row "
-                       f"differs by at most {_diff:.1e} (float rounding).")])
+                     + ". Recomputed here from the traced q and k; the model's own `attn.pattern` row "
+                     + ("is exactly the same." if _diff == 0 else
+                        f"differs by at most {_diff:.1e} (float rounding: the two computations add in another order).")
+                     )])
     return
 
 
@@ -276,7 +310,8 @@ def _(mo):
     mo.md(r"""
     ### Step 3: the weighted sum of values
 
-    The output is $z = \sum_j w_j v_j$: each earlier value vector, scaled by its weight, added up.
+    The output is $z = \sum_j w_j v_j$: the value vector of each position $0 \dots t$, scaled by its
+    weight, all added up.
     Each row below is one key's contribution $w_j v_j$ (the ten heaviest, then the rest summed);
     the last row is their sum, the head's output for this position.
     """)
@@ -390,11 +425,12 @@ def _(mo):
     ### The same question on the trained model
 
     The traced scores are already divided by $\sqrt{d_k}$; multiplying them back by $\sqrt{d_k}$ gives
-    the scores this head would produce without the division. The **entropy** of each query's weights
-    says how spread out they are: 0 bits when all the weight is on one key, $\log_2(t+1)$ bits when
-    it is spread evenly over the $t+1$ keys position $t$ may see. (The model was trained *with* the
-    division; a model trained without it would have learned other weights. What this shows is what
-    the division does to the numbers this head actually makes.)
+    the scores this head would produce without the division (in a model with ALiBi, its distance
+    penalty is taken off first and added back after, since it was never divided). The **entropy** of
+    each query's weights says how spread out they are: 0 bits when all the weight is on one key,
+    $\log_2(t+1)$ bits when it is spread evenly over the $t+1$ keys position $t$ may see. (The model was
+    trained *with* the division; a model trained without it would have learned other weights. What this
+    shows is what the division does to the numbers this head actually makes.)
     """)
     return
 
@@ -407,11 +443,14 @@ def _(mo):
 
 
 @app.cell
-def _(Hq, L, config, labels, line_chart, math, mo, no_legend, pattern, prob_bars, query, steps_lib, trace, unscaled):
+def _(Hq, L, bias, config, labels, line_chart, math, mo, no_legend, pattern, prob_bars, query, steps_lib, trace,
+      unscaled):
     _root = math.sqrt(config.head_dim)
     _scores = trace[f"blocks.{L}.attn.scores"][0, Hq]                               # (T, S), already / √Dh
     _with = steps_lib.pattern_from_scores(_scores)
-    _without = steps_lib.pattern_from_scores(_scores, unscale=_root)
+    # ALiBi's penalty (bias, measured above) was never divided by √Dh: only the q·k part is multiplied back.
+    _without = (steps_lib.pattern_from_scores(_scores, unscale=_root) if config.position != "alibi" else
+                steps_lib.pattern_from_scores((_scores - bias) * _root + bias))
     _h_with, _h_without = steps_lib.entropy_bits(_with), steps_lib.entropy_bits(_without)
     _rows = ([{"query position": t, "entropy (bits)": h, "scores": "÷ √d_k (as trained)"}
               for t, h in enumerate(_h_with.tolist())] +
@@ -425,7 +464,8 @@ def _(Hq, L, config, labels, line_chart, math, mo, no_legend, pattern, prob_bars
     _bars = no_legend(prob_bars([labels[j] for j in _keys], [_shown[query, j].item() for j in _keys],
                       before=[_other[query, j].item() for j in _keys], height=170,
                       title=(f"query {query}: weights WITHOUT ÷ √d_k (outline: with)" if unscaled.value else
-                             f"query {query}: weights with ÷ √d_k, as trained (outline: without)")))
+                             f"query {query}: weights with ÷ √d_k, as trained (outline: without)")),
+                      outline="weight with ÷ √d_k" if unscaled.value else "weight without ÷ √d_k")
     _sat = (_without.max(dim=-1).values > 0.99).float().mean().item()
     _sat_with = (_with.max(dim=-1).values > 0.99).float().mean().item()
     mo.vstack([
@@ -434,7 +474,8 @@ def _(Hq, L, config, labels, line_chart, math, mo, no_legend, pattern, prob_bars
               f"{'without' if unscaled.value else 'with'} the division "
               f"({_other[query].max().item():.1%} {'with' if unscaled.value else 'without'} it); entropy "
               f"{(_h_without if unscaled.value else _h_with)[query].item():.2f} bits. Over all {len(labels)} "
-              f"positions of this head: mean entropy {_h_with.mean().item():.2f} bits with the division, "
+              f"position{'s' if len(labels) > 1 else ''} of this head: mean entropy "
+              f"{_h_with.mean().item():.2f} bits with the division, "
               f"{_h_without.mean().item():.2f} bits without; the share of queries that put more than 99% of "
               f"their weight on a single key goes from {_sat_with:.0%} to {_sat:.0%}. "
               f"Multiplying every score by √{config.head_dim} = {_root:.2f} stretches the gaps between them, "
@@ -484,7 +525,8 @@ def _(Hq, L, attention_heatmap, labels, masked_on, mo, no_legend, prob_bars, que
                      kept=[j <= query for j in range(_T)], height=150,
                      title=(f"query {query}, mask on (outline: off); grey = later keys, weight 0"
                             if masked_on.value else
-                            f"query {query}, mask OFF (outline: on); grey = later keys, now weighted")))
+                            f"query {query}, mask OFF (outline: on); grey = later keys, now weighted")),
+                     outline="weight, mask off" if masked_on.value else "weight, mask on")
     _avg_future = _future[:-1].mean().item() if _T > 1 else 0.0
     mo.vstack([
         mo.ui.altair_chart(_map, chart_selection=False, legend_selection=False),
@@ -492,12 +534,13 @@ def _(Hq, L, attention_heatmap, labels, masked_on, mo, no_legend, prob_bars, que
         mo.md((f"Without the mask, query {query} would put **{_future[query].item():.1%}** of its weight on "
                f"later tokens" if query < _T - 1 else
                f"Query {query} is the last position: no token comes after it, so the mask changes nothing in its "
-               f"row (click an earlier token to see one change)")
+               f"row" + (" (click an earlier token to see one change)" if _T > 1 else ""))
               + (f"; averaged over positions 0…{_T - 2}, the weight on later tokens would be {_avg_future:.1%}. "
                  if _T > 1 else ". ")
-              + "Each earlier key keeps its score but loses weight, since the row must still add up to 1: the "
-                "weights below the diagonal all shrink, and the triangle above it, all zeros with the mask, fills "
-                "in. (The last position has no later token, so its row is the same either way.)")])
+              + "Without the mask each allowed key keeps its score but loses weight, since the row must still add "
+                "up to 1 and the later keys now take a share: the weights on and below the diagonal all shrink, and "
+                "the triangle above it, all zeros with the mask, fills in. (The last position has no later token, "
+                "so its row is the same either way.)")])
     return
 
 
@@ -526,7 +569,9 @@ def _(ids, labels, loaded, mo, query, steps_lib, token_label):
         _which = "" if _t == query else f" (the clicked token is the last one, so position {_t} is used)"
         _out = mo.md(
             f"Position {_t} (`{labels[_t]}`){_which}; the next token `{labels[_t + 1]}` is replaced by "
-            f"`{_new_label}`. Largest change at position {_t}:\n\n"
+            f"`{_new_label}`. At position {_t}, the largest change of any number of the last layer's attention "
+            f"output and of the logits, and the probability given to the true next token `{labels[_t + 1]}`, "
+            f"before → after the replacement:\n\n"
             f"| | last layer's attention output | logits | probability of the true next token `{labels[_t + 1]}` |\n"
             f"|---|---|---|---|\n"
             + "".join(f"| mask {name} | {r['attn_out']:.3g} | {r['logits']:.3g} | "
@@ -534,7 +579,8 @@ def _(ids, labels, loaded, mo, query, steps_lib, token_label):
             + "\n"
             + (f"With the mask, position {_t}'s outputs do not move at all: nothing after it can reach it. "
                if max(_on["attn_out"], _on["logits"]) == 0 else
-               f"With the mask, position {_t}'s outputs move by at most {_on['logits']:.1e}, float rounding: "
+               f"With the mask, position {_t}'s outputs move by at most "
+               f"{max(_on['attn_out'], _on['logits']):.1e}, float rounding: "
                f"nothing after it can reach it. ")
             + f"Without it they change by up to {_off['logits']:.3g} in the logits: the prediction for the next "
             f"token now depends on that next token itself. (This model was trained with the mask, so switching "
@@ -592,13 +638,17 @@ def _(line_chart, mask_training, mo, train_button):
               + "".join(f"| {k} | {_last[k]:.3f} | {mask_run.honest_loss[k]:.3f} | {mask_run.peeking_loss[k]:.3f} |\n"
                         for k in (_m, _n))
               + f"\nTrained without the mask, the model reaches a training loss of {_last[_n]:.3f} against "
-                f"{_last[_m]:.3f}: it has learned to look at the next character and copy it. Its "
-                f"most peeking head puts {mask_run.next_weight[_n]:.0%} of each position's attention on the very "
-                f"next character (the model trained with the mask, run without it: "
+                f"{_last[_m]:.3f}"
+              + (": it has learned to look at the next character and copy it. " if _last[_n] < _last[_m] else
+                 ": no lower, so in this run it did not learn to copy the next character. ")
+              + f"Its most peeking head puts on average {mask_run.next_weight[_n]:.0%} of a position's attention on "
+                f"the very next character (the model trained with the mask, run without it: "
                 f"{mask_run.next_weight[_m]:.0%}). Measured the "
                 f"honest way its loss is {mask_run.honest_loss[_n]:.3f}, against {mask_run.honest_loss[_m]:.3f} "
-                f"for the model trained with the mask: the skill it learned is useless when the next "
-                f"character is not there. (Loss in nats per character; both loops took "
+                f"for the model trained with the mask"
+              + (": the skill it learned is useless when the next character is not there. "
+                 if mask_run.honest_loss[_n] > mask_run.honest_loss[_m] else ". ")
+              + f"(Loss in nats per character; training and measuring both models took "
                 f"{mask_run.seconds:.1f} s on this machine's CPU.)"),
     ])
     return
@@ -610,7 +660,7 @@ def _(code_panel, mo, steps_lib):
         "How the mask is switched off: without_causal_mask (glassformer/model/attention_steps.py)":
             code_panel(steps_lib.without_causal_mask),
         "The experiment: future_influence": code_panel(steps_lib.future_influence),
-        "Training with and without the mask: train_pair (glassformer/mask_training.py)":
+        "Training with and without the mask: train_pair (glassformer/toys/mask_training.py)":
             code_panel(mask_training.train_pair),
         "Entropy and the patterns with and without ÷ √d_k or the mask": mo.vstack(
             [code_panel(steps_lib.pattern_from_scores), code_panel(steps_lib.entropy_bits)]),
@@ -627,9 +677,13 @@ def _(mo):
 
     $$\operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + M\right) V$$
 
-    with $Q$ ($T \times d_k$), $K$ and $V$ ($S \times d_k$), the mask $M$ ($T \times S$), and the result
-    ($T \times d_k$). This is **scaled dot-product attention**. Below is glassformer's reference path for
-    it, the one every picture on this page was traced from; the highlighted lines are the formula:
+    with $Q$ ($T \times d_k$: $T$ queries), $K$ and $V$ ($S \times d_k$: $S$ keys; $S = T$ on this page,
+    and $S > T$ when keys of earlier tokens are kept from a previous step, as in generation, chapter 10),
+    the mask $M$ ($T \times S$), and the result ($T \times d_k$). This is **scaled dot-product
+    attention**. Below is glassformer's reference path for it, the one that ran for every picture on this
+    page that shows scores or weights (recording them requires it; when nothing records them the model
+    runs the same formula in PyTorch's fused kernel, tested to give the same numbers). The highlighted
+    lines are the formula:
     """)
     return
 
@@ -658,7 +712,8 @@ def _(Question):
                  0, "Softmax divides each exponentiated score by their total, so the weights of the keys a query "
                     "may see always sum to 1; masked keys get exactly 0."),
         Question("attn-sqrt", "Why are the scores divided by √d_k?",
-                 ["To make attention faster", "Because q·k of random unit-variance vectors has variance d_k: "
+                 ["To make attention faster",
+                  "Because q·k of random vectors with unit-variance entries has variance d_k: "
                   "without it, wide heads give huge scores and a nearly one-hot softmax",
                   "To keep the weights from being negative", "To undo the causal mask"],
                  1, "The variance of a sum of d independent unit-variance products is d; dividing by √d brings it "

@@ -12,7 +12,7 @@ def _():
     import marimo as mo
     import torch
 
-    from glassformer import ablation, heads, kv_memory
+    from glassformer.analysis import ablation, heads, kv_memory
     from glassformer.course import common
     from glassformer.course.widgets import Question, code_panel, matrix_heatmap, quiz, quiz_feedback, token_label
     from glassformer.model.attention import Attention, KVCache
@@ -37,10 +37,14 @@ def _(mo):
     with its own small query, key and value projections, so each can learn its own way of looking back.
     Each of these parallel attentions is a **head**.
 
-    It costs about the same as one attention over the full width: the model's width $D$ is cut into $H$ slices of
-    $D_h = D / H$ numbers, one per head. Each head attends within its slice; the $H$ results are put
+    It usually costs about the same as one attention over the full width: the query, key and value
+    projections each still make $D$ numbers per token (the model's width), cut into $H$ slices of
+    $D_h = D / H$ numbers, one per head. Each head attends with its own slice of queries, keys and
+    values (each slice still computed from the whole $D$-wide input vector); the $H$ results are put
     back side by side (**concatenation**) and one more matrix, the **output projection** $W^O$, mixes
-    them into the residual stream.
+    them into the residual stream. (Some models differ: heads that together are wider or narrower than
+    $D$, or fewer key/value slices than heads, as at the end of this chapter. The next section says so
+    when the chosen model does.)
     """)
     return
 
@@ -76,19 +80,31 @@ def _(config, mo):
     _wide = ("" if config.n_heads * config.head_dim == config.d_model else
              f" (here the heads together are not $D$ wide: $H \\cdot D_h = {config.n_heads * config.head_dim}"
              f" \\neq D$, so the projections map $D$ to $H \\cdot D_h$ numbers and $W^O$ maps them back)")
+    _x = ("the layer's normalized input" if config.pre_norm else
+          "the layer's input (this model normalizes after attention)")
+    _bo = " + b^O" if config.attn_out_bias else ""
+    _bo_note = " and $b^O$ the output projection's bias" if config.attn_out_bias else ""
+    _extra = [s for s in ["$W^Q_h, W^K_h, W^V_h$ also add a bias" if config.attn_bias else "",
+                          "q and k are rotated by position (RoPE)" if config.position == "rope" else "",
+                          "ALiBi adds a distance penalty to the scores" if config.position == "alibi" else "",
+                          "each head's q and k are normalized first" if config.qk_norm else "",
+                          (f"the {config.n_heads} query heads share {config.n_kv_heads} key/value heads (GQA: "
+                           "$K_h$, $V_h$ are those of head $h$'s group)") if config.n_kv_heads != config.n_heads
+                          else ""] if s]
+    _extra = (" Beyond these formulas, in this model " + "; ".join(_extra) + ".") if _extra else ""
     mo.md(rf"""
     ## Split, attend, concatenate, project
 
-    For head $h$ of a layer, with $X$ the layer's (normalized) input, one row per token:
+    For head $h$ of a layer, with $X$ {_x}, one row per token:
 
     $$Q_h = X W^Q_h,\quad K_h = X W^K_h,\quad V_h = X W^V_h,\qquad
     \text{{head}}_h = \operatorname{{softmax}}\!\left(\frac{{Q_h K_h^\top}}{{\sqrt{{D_h}}}} + M\right) V_h$$
 
-    $$\operatorname{{MultiHead}}(X) = \operatorname{{concat}}(\text{{head}}_0, \dots, \text{{head}}_{{H-1}})\, W^O + b^O$$
+    $$\operatorname{{MultiHead}}(X) = \operatorname{{concat}}(\text{{head}}_0, \dots, \text{{head}}_{{H-1}})\, W^O{_bo}$$
 
-    where $M$ is the causal mask (0 on allowed positions, $-\infty$ on future ones). In the chosen model
+    where $M$ is the causal mask (0 on allowed positions, $-\infty$ on future ones){_bo_note}. In the chosen model
     $D = {config.d_model}$, $H = {config.n_heads}$ heads of $D_h = {config.head_dim}$ numbers each, in
-    each of its {config.n_layers} layers{_wide}. The library computes the three projections of all heads with a
+    each of its {config.n_layers} layers{_wide}.{_extra} The library computes the three projections of all heads with a
     single matrix multiply and then *views* the result as heads: no data is copied to split it. Below,
     every shape is read from the hook points of one run on your text.
     """)
@@ -120,7 +136,9 @@ def _(config, heads, ids, layer, mo, model, torch, trace):
     _shape = lambda name: "[" + ", ".join(str(s) for s in trace[f"blocks.{L}.{name}"].shape) + "]"  # noqa: E731
     _Hkv = config.n_kv_heads
     _rows = [
-        ("`attn_in`", _shape("attn_in"), "the normalized residual stream: one D-vector per token"),
+        ("`attn_in`", _shape("attn_in"), ("the normalized residual stream" if config.pre_norm else
+                                           "the residual stream (post-norm: normalized after attention)")
+         + ": one D-vector per token"),
         ("(inside forward) `qkv`", f"[{_B}, {_T}, {(config.n_heads + 2 * _Hkv) * _Dh}]",
          f"one matrix multiply makes every head's q, k and v: ({config.n_heads} + 2·{_Hkv}) × {_Dh}"),
         ("`attn.q`", _shape("attn.q"), "split: viewed as H heads of Dh, heads moved before positions"),
@@ -140,7 +158,8 @@ def _(config, heads, ids, layer, mo, model, torch, trace):
                  f"`attn_out` to within {_diff_concat:.1e} (largest difference over all {_out.numel():,} numbers). ") +
               f"Cutting $W^O$ into {_H} blocks of {_Dh} rows shows what the concatenation really does: the output "
               f"is the *sum of the heads' writes*, each head projecting its own {_Dh} numbers into the "
-              f"{config.d_model}-wide stream; summed (plus the bias) they match `attn_out` to {_diff_sum:.1e}."),
+              f"{config.d_model}-wide stream; summed{' (plus the bias)' if _attn.out.bias is not None else ''} "
+              f"they match `attn_out` to {_diff_sum:.1e}."),
     ])
     return (L,)
 
@@ -151,7 +170,7 @@ def _(Attention, code_panel, heads, mo):
         "The code that ran: Attention.forward (glassformer/model/attention.py)":
             code_panel(Attention.forward, highlight=("split(", ".view(B, T", "transpose(1, 2)", "reshape(B, T, H * Dh)",
                                                      "self.out(z)")),
-        "head_writes: one head's share of the output projection (glassformer/heads.py)": code_panel(heads.head_writes),
+        "head_writes: one head's share of the output projection (glassformer/analysis/heads.py)": code_panel(heads.head_writes),
     })
     return
 
@@ -163,9 +182,10 @@ def _(mo):
 
     Pick a layer and a head above. Each row of the heatmap is a query token and shows how its weight (a
     row sums to 1) is spread over the tokens it may see; hover a cell for the exact weight. The numbers
-    under it summarise the head over *all* positions of your text: average weight on the previous
-    token, on itself and on the first token, how far back it reaches on average, and how spread its rows
-    are (entropy, in bits: 0 = all weight on one token).
+    under it summarise the head over *every* position of your text but the first (which can only look
+    at itself): average weight on the previous token, on itself and on the first token, how far back it
+    reaches on average, and how spread its rows are on average (entropy, in bits: 0 = all weight on one
+    token).
     """)
     return
 
@@ -193,9 +213,9 @@ def _(L, head, heads, labels, matrix_heatmap, mo, trace, window):
         profile = heads.pattern_profile(_pattern)
         _f = {k: v[_h].item() for k, v in profile.items()}
         _summary = mo.md(
-            f"**Layer {L}, head {_h}** over all {_T} positions of your text: {_f['previous']:.0%} of the weight on "
-            f"the previous token, {_f['self']:.0%} on itself, {_f['first']:.0%} on the first token; it reaches "
-            f"{_f['distance']:.1f} tokens back on average; row entropy {_f['entropy']:.2f} bits. "
+            f"**Layer {L}, head {_h}**, averaged over positions 1…{_T - 1} of your text: {_f['previous']:.0%} of "
+            f"the weight on the previous token, {_f['self']:.0%} on itself, {_f['first']:.0%} on the first token; "
+            f"it reaches {_f['distance']:.1f} tokens back; row entropy {_f['entropy']:.2f} bits. "
             f"Rule-of-thumb label: *{heads.describe(profile, _h)}*."
             + ("" if shown == _T else f" (The heatmap shows the last {shown} of {_T} positions; earlier keys are "
                                       "cut off on the left, so a row's visible weights can sum to less than 1.)"))
@@ -272,10 +292,10 @@ def _(mo):
 @app.cell
 def _(ablation, code_panel, mo):
     mo.accordion({
-        "zero_heads, ablation_hooks and loss_without (glassformer/ablation.py)":
+        "zero_heads, ablation_hooks and loss_without (glassformer/analysis/ablation.py)":
             mo.vstack([code_panel(ablation.zero_heads, highlight="= 0.0"), code_panel(ablation.ablation_hooks),
                        code_panel(ablation.loss_without, highlight="model.hooks")]),
-        "ablation_table: every head, one at a time, in one batch (glassformer/ablation.py)":
+        "ablation_table: every head, one at a time, in one batch (glassformer/analysis/ablation.py)":
             mo.vstack([code_panel(ablation.ablation_table, highlight="ids.repeat"), code_panel(ablation.zero_in_copies)]),
     })
     return
@@ -305,7 +325,8 @@ def _(ablation, big_model, config, ids, loaded, mo, model, time, val_windows):
     mo.md(f"Validation sample: {val_windows.value} windows of {val_length} tokens from the held-out 10% "
           f"({val_windows.value * (val_length - 1):,} predictions). Each table is {config.n_layers * config.n_heads + 1} "
           f"runs of the model (all heads on, then each of the {config.n_layers * config.n_heads} heads off alone), "
-          f"done as copies in one batch; both took {ablation_seconds:.2f} s on this machine's CPU "
+          f"done as copies of the input stacked into batches (as few as the memory budget allows); both took "
+          f"{ablation_seconds:.2f} s on this machine's CPU "
           "(next to nothing when they were already cached).")
     return text_base, text_table, val_base, val_ids, val_table
 
@@ -334,7 +355,7 @@ def _(alt, config, heads, ids, matrix_heatmap, mo, text_base, text_table, trace,
         _charts.insert(0, delta_map(text_table, f"your text (loss {text_base:.3f})"))
         (_th, _tl, _tv), _ = extremes(text_table)
         _same = "the same head as" if (_th, _tl) == (_hl, _hh) else "a different head from the one"
-        _text_note = (f"On your text the most needed head is layer {_th}, head {_tl} (+{_tv:.3f}): {_same} "
+        _text_note = (f"On your text the most needed head is layer {_th}, head {_tl} ({_tv:+.3f}): {_same} "
                       "on the validation sample. Short texts give noisy answers; the validation sample is "
                       "the steadier measure.")
     _hurting = int((val_table > 0.01).sum())
@@ -349,8 +370,9 @@ def _(alt, config, heads, ids, matrix_heatmap, mo, text_base, text_table, trace,
         mo.hstack([mo.ui.altair_chart(c, chart_selection=False, legend_selection=False) for c in _charts],
                   justify="start", gap=2),
         mo.md(f"Red = the loss rose without the head (the model needed it), blue = it fell. On the validation "
-              f"sample the most needed head is **layer {_hl}, head {_hh}**: without it the loss rises by "
-              f"{_hv:+.3f}, from {val_base:.3f} to {val_base + _hv:.3f} ({_hv / val_base:+.1%}).{_looks} The least needed "
+              f"sample the most needed head is **layer {_hl}, head {_hh}**: without it the loss "
+              f"{'rises' if _hv > 0 else 'changes'} by {_hv:+.3f}, from {val_base:.3f} to {val_base + _hv:.3f} "
+              f"({_hv / val_base:+.1%}).{_looks} The least needed "
               f"is layer {_ll}, head {_lh} ({_lv:+.3f}). {_hurting} of the {val_table.numel()} heads cost more "
               f"than 0.01 when switched off alone. {_text_note}"),
     ])
@@ -421,9 +443,11 @@ def _(ablation, alt, config, head_boxes, ids, labels, logits, mo, model, predict
             _true_a = ablation.next_token_probs(_after_logits, ids)[0]
             _worst = int((_true_b - _true_a).argmax())
             _lines.append(f"Loss on your text: {text_base:.3f} → {ablation.next_token_loss(_after_logits, ids):.3f}. "
-                          f"The biggest drop on your text is at position {_worst}: the next token there, "
-                          f"`{labels[_worst + 1]}`, fell from {_true_b[_worst].item():.1%} to "
-                          f"{_true_a[_worst].item():.1%} (move the slider to {_worst} to see it).")
+                          + (f"The biggest drop on your text is at position {_worst}: the probability of the "
+                             f"token that really comes next, `{labels[_worst + 1]}`, fell from "
+                             f"{_true_b[_worst].item():.1%} to {_true_a[_worst].item():.1%} (move the slider to "
+                             f"{_worst} to see it)." if _true_b[_worst] > _true_a[_worst] else
+                             "No true next token of your text lost probability."))
         _val_after = ablation.loss_without(model, val_ids, off)
         _lines.append(f"Loss on the validation sample: {val_base:.3f} → {_val_after:.3f} ({_val_after - val_base:+.3f}).")
     else:
@@ -459,7 +483,7 @@ def _(mo):
 
 @app.cell
 def _(code_panel, kv_memory, KVCache, mo):
-    mo.accordion({"kv_bytes (glassformer/kv_memory.py) and KVCache.nbytes (glassformer/model/attention.py)":
+    mo.accordion({"kv_bytes (glassformer/analysis/kv_memory.py) and KVCache.nbytes (glassformer/model/attention.py)":
                   mo.vstack([code_panel(kv_memory.kv_bytes, highlight="KVCache("),
                              code_panel(KVCache.nbytes)])})
     return

@@ -10,8 +10,8 @@ def _():
     import marimo as mo
     import torch
 
-    from glassformer import block_anatomy as anatomy
-    from glassformer import gradient_norms as gradnorms
+    from glassformer.analysis import block_anatomy as anatomy
+    from glassformer.analysis import gradient_norms as gradnorms
     from glassformer.course import common
     from glassformer.course.widgets import Question, TokenStrip, code_panel, line_chart, quiz, quiz_feedback
     from glassformer.model.block import Block
@@ -31,10 +31,10 @@ def _(common, this):
 def _(mo):
     mo.md(r"""
     A Transformer is the same unit repeated: the **Transformer block**. Each block takes one vector per
-    token and returns one vector per token, of the same length, so blocks can be stacked as deep as you
-    like. Inside, two **sub-layers** take turns. Attention lets every token read from earlier tokens
-    (chapters 4 and 5). The **MLP** then works on each token's vector alone: a small two-layer network,
-    the same for every position.
+    token and returns one vector per token, with the same number of coordinates, so blocks can be
+    stacked as deep as you like. Inside, two **sub-layers** take turns. Attention lets every token read
+    from itself and earlier tokens (chapters 4 and 5). The **MLP** then works on each token's vector
+    alone: a small two-layer network, the same for every position.
 
     Two pieces of plumbing wrap each sub-layer. A **residual connection** adds the sub-layer's output
     to its input instead of replacing it, so the running vector (the *residual stream*) accumulates
@@ -88,8 +88,10 @@ def _(cfg, mo):
 
     $${_math}$$
 
-    Here Norm is {_norm} and $x$ is one token's vector of $D = {cfg.d_model}$ numbers (the block
-    does this for all $T$ tokens at once, so the tensors are $[B, T, D]$). Step through it below.
+    Here Norm is {_norm} and $x$ is the stream: one vector of $D = {cfg.d_model}$ numbers per token, for
+    all $T$ tokens at once, so the tensors are $[B, T, D]$. Norm and the MLP work on each token's vector
+    on its own; Attn is the one step where a token's result depends on other tokens. Step through it
+    below, following one token.
     """)
     return
 
@@ -144,7 +146,10 @@ def _(alt, cfg, current, layer, mo, walk):
     _kind = "F (the MLP's hidden width)" if current.stage.hook.startswith("mlp.") else "D (the model width)"
     _at = {s.stage.hook: s for s in walk}
     _what = {   # what this step did to the vector, in numbers read from the same trace
-        "resid_pre": f"The block's input: layer {layer.value}'s view of the token so far.",
+        "resid_pre": (f"The block's input: the stream as block {layer.value - 1} left it." if layer.value else
+                      "The block's input: the token's embedding"
+                      + (" plus its position's embedding" if cfg.position in ("learned", "sinusoidal") else "")
+                      + ", not yet touched by any block."),
         "attn_in": f"‖x‖ went from {_at['resid_pre'].norm:.3f} to {_at['attn_in'].norm:.3f}.",
         "attn_out": "What attention read from this and earlier tokens, projected back to D numbers.",
         "resid_mid": f"Stream (‖x‖ = {_at['resid_pre'].norm:.3f}) + attention's output "
@@ -157,6 +162,12 @@ def _(alt, cfg, current, layer, mo, walk):
         "resid_post": f"Stream ({_at['resid_mid'].norm:.3f}) + the MLP's output ({_at['mlp_out'].norm:.3f}) = a "
                       f"vector of length {_at['resid_post'].norm:.3f}, the next block's input.",
     }
+    if cfg.mlp == "swiglu":  # mlp.pre records the gate's projection; mlp.post is silu(gate) times the up-projection
+        _F = _at["mlp.post"].vector.shape[0]
+        _what.update({"mlp.pre": f"Widened from {_at['mlp_in'].vector.shape[0]} to {_F} numbers: this is the "
+                                 f"gate's projection. SwiGLU's second up-projection runs beside it, without a hook.",
+                      "mlp.post": f"SiLU bent each of the {_F} gate numbers on its own, and each was multiplied "
+                                  f"by the matching number of the second up-projection."})
     if not cfg.pre_norm:  # the 2017 arrangement: no norm before the sub-layers, a norm after each addition
         _what.update(attn_in="Unchanged: post-norm feeds the raw stream to attention.",
                      mlp_in="Unchanged: post-norm feeds the stream itself to the MLP.",
@@ -216,10 +227,11 @@ def _(anatomy, cfg, layer, loaded, mo, torch, walk):
     with torch.no_grad():   # the model's own first norm, with its learned scale (and shift, for LayerNorm)
         _own = loaded.model.blocks[layer.value].norm1(walk[0].vector.to(next(loaded.model.parameters()).dtype)).float()
     _kind = "RMSNorm" if cfg.norm == "rmsnorm" else "LayerNorm"
-    _own_txt = (f"This model's blocks use {_kind}. Its own first norm in layer {layer.value}, with its learned "
-                f"scale, turns the same vector into one of length {_own.norm():.3f}"
-                + (f" (step 2 above: {walk[1].norm:.3f}); the learned scale, not the formula, sets that length."
-                   if cfg.pre_norm else "."))
+    _learned = "learned scale" if cfg.norm == "rmsnorm" else "learned scale and shift"
+    _own_txt = (f"This model's blocks use {_kind}. Its own first norm in layer {layer.value}, with its {_learned}, "
+                f"turns the same vector into one of length {_own.norm():.3f}"
+                + (f" (step 2 above: {walk[1].norm:.3f})" if cfg.pre_norm else "")
+                + f": the distance from √D is the {_learned}'s doing, not the formula's.")
     _rows = "\n".join(f"| {name} | {s['mean']:+.4f} | {s['variance']:.4f} | {s['rms']:.4f} | {v.norm():.3f} |"
                       for name, (v, s) in norm_results.items())
     _ln, _rms = norm_results["LayerNorm"][1], norm_results["RMSNorm"][1]
@@ -236,7 +248,7 @@ def _(anatomy, cfg, layer, loaded, mo, torch, walk):
 def _(LayerNorm, RMSNorm, anatomy, code_panel, mo):
     mo.accordion({"The code: LayerNorm.forward and RMSNorm.forward (glassformer/model/norm.py)":
                   mo.vstack([code_panel(LayerNorm.forward), code_panel(RMSNorm.forward)]),
-                  "compare_norms (glassformer/block_anatomy.py)": code_panel(anatomy.compare_norms)})
+                  "compare_norms (glassformer/analysis/block_anatomy.py)": code_panel(anatomy.compare_norms)})
     return
 
 
@@ -250,7 +262,7 @@ def _(anatomy, cfg, mo):
 
     The MLP widens each token's vector from $D$ to $F$ numbers, passes each of them through a fixed
     bend, the **activation function**, and projects back to $D$. Without the bend, two matrices in a row
-    would collapse into one matrix, and the whole block would be a linear map. GPT-2 uses **GELU**
+    would collapse into one matrix: the MLP would be a single linear map. GPT-2 uses **GELU**
     (a smooth version of "negative → 0"). Llama and Qwen use **SwiGLU**: two up-projections, one bent by
     SiLU ($x\,\sigma(x)$) and used as a *gate* that multiplies the other, element by element.
 
@@ -258,8 +270,8 @@ def _(anatomy, cfg, mo):
       \text{{SwiGLU}}(x) = W_{{\text{{down}}}}\big(\operatorname{{silu}}(W_{{\text{{gate}}}} x) \odot W_{{\text{{up}}}} x\big)$$
 
     This model: {_mlp_kind}, $D = {cfg.d_model} \to F = {cfg.d_mlp}$ ({cfg.d_mlp / cfg.d_model:.2f}× wider).
-    SwiGLU has three matrices instead of two, so models give it a narrower $F$ to spend the same
-    parameters. Counted on the library's modules at $D = {cfg.d_model}$ (weights only):
+    SwiGLU has three matrices instead of two, so models give it a narrower $F$ to spend about the same
+    number of parameters. Counted on the library's modules at $D = {cfg.d_model}$ (weights only):
 
     | MLP | F | parameters |
     |---|---|---|
@@ -280,7 +292,7 @@ def _(anatomy, line_chart, mo):
                            chart_selection=False, legend_selection=False),
         mo.md(f"At input −1 they give GELU {_at['GELU']:.4f}, GELU (tanh) {_at['GELU (tanh)']:.4f} and the SwiGLU "
               f"gate {_at['SwiGLU gate (up = 1)']:.4f}: small negative values leak through, unlike ReLU's hard 0. "
-              f"For large inputs all three approach the input itself.")])
+              f"For large positive inputs all three approach the input itself, for large negative ones 0.")])
     return
 
 
@@ -293,10 +305,14 @@ def _(cfg, current, layer, mo, position, vector_bars, walk):
     _half = int((_cum < 0.5).sum()) + 1
     _top = _order[:8].tolist()
     _top_txt = ", ".join(f"#{i} ({_post[i].item():+.3f})" for i in _top)
+    _made_by = ("SiLU of the gate projection times the up-projection" if cfg.mlp == "swiglu"
+                else "the activation's output")
     mo.vstack([
-        mo.md(f"### Which hidden units fire for this token\n\nThe {cfg.d_mlp} hidden values after the activation "
-              f"(`blocks.{layer.value}.mlp.post`) for token {position.value}, layer {layer.value}. "
-              f"Half of its squared length sits in {_half} of the {cfg.d_mlp} units ({_half / cfg.d_mlp:.1%}); "
+        mo.md(f"### Which hidden units fire for this token\n\nThe {cfg.d_mlp} hidden values at "
+              f"`blocks.{layer.value}.mlp.post` for token {position.value}, layer {layer.value}: "
+              f"{_made_by}. "
+              f"Half of this vector's squared length sits in {_half} of the {cfg.d_mlp} units "
+              f"({_half / cfg.d_mlp:.1%}); "
               f"the strongest: {_top_txt}. Move the token or layer slider to see a different set fire."),
         vector_bars(_post.tolist(), f"mlp.post, layer {layer.value}, token {position.value}: {cfg.d_mlp} hidden units",
                     color="#7c3aed"),
@@ -313,7 +329,8 @@ def _(mo):
     untouched (output near 0) or rewrite it. A useful measure: the length of the update divided by the
     length of the stream it joins, $\lVert \text{update} \rVert / \lVert x \rVert$, averaged over the
     tokens of your text. The addition also gives the gradient a direct path back through every layer
-    (the derivative of $x + f(x)$ is $1 + f'(x)$), one reason deep stacks can be trained at all.
+    (the derivative of $x + f(x)$ is $1 + f'(x)$; in a pre-norm stack nothing else sits on that path),
+    one reason deep stacks can be trained at all.
     """)
     return
 
@@ -337,55 +354,58 @@ def _(alt, anatomy, cfg, mo, trace):
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
         mo.md(f"On your text the largest update is the {_big['sublayer']} of layer {_big['layer']}: "
               f"{_big['share']:.2f}× the length of the stream it joins; the smallest is the {_small['sublayer']} of "
-              f"layer {_small['layer']} ({_small['share']:.2f}×). Averaged over layers, attention adds "
-              f"{sum(_attn) / len(_attn):.2f}× and the MLP {sum(_mlp) / len(_mlp):.2f}× the stream's length."),
+              f"layer {_small['layer']} ({_small['share']:.2f}×). Averaged over layers, attention's update is "
+              f"{sum(_attn) / len(_attn):.2f}× as long as the stream it joins, and the MLP's "
+              f"{sum(_mlp) / len(_mlp):.2f}×."),
     ])
     return (shares,)
 
 
 @app.cell
 def _(anatomy, code_panel, mo):
-    mo.accordion({"The code: walk_block and residual_shares (glassformer/block_anatomy.py)":
+    mo.accordion({"The code: walk_block and residual_shares (glassformer/analysis/block_anatomy.py)":
                   mo.vstack([code_panel(anatomy.walk_block), code_panel(anatomy.residual_shares)])})
     return
 
 
 @app.cell
 def _(mo):
-    mo.md(r"""
+    grad_d, grad_seeds = 32, 3   # the width of the measured stacks, and how many initialisations each number averages
+    mo.md(rf"""
     ## Pre-norm or post-norm, measured
 
     The 2017 Transformer put the norm *after* the addition, on the stream itself: **post-norm**,
-    $x \leftarrow \operatorname{Norm}(x + f(x))$. GPT-2 and almost every model since moved it inside the
-    branch: **pre-norm**, $x \leftarrow x + f(\operatorname{Norm}(x))$. Post-norm models were known to
+    $x \leftarrow \operatorname{{Norm}}(x + f(x))$. GPT-2 and almost every model since moved it inside the
+    branch: **pre-norm**, $x \leftarrow x + f(\operatorname{{Norm}}(x))$. Post-norm models were known to
     need **warmup**: a learning rate that starts near 0 and grows over the first steps.
 
     Here is a measurement instead of a story. The page builds fresh stacks of each kind with the
     library (`ModelConfig(pre_norm=False)` gives the 2017 block), runs one batch of random tokens,
     backpropagates once and measures each layer's **gradient** length: how hard the first step of plain
-    gradient descent would push that layer's weights (Adam rescales the push, but starts from the same
-    gradient). Each number is averaged over 3 random initialisations; the models are small ($D = 32$)
-    so this runs in seconds, and is cached.
+    gradient descent would push that layer's weights. (Adam, which most Transformers train with, divides
+    each number of the gradient by a running estimate of its size, so its steps are not proportional to
+    these lengths.) Each number is averaged over {grad_seeds} random initialisations; the models are small
+    ($D = {grad_d}$) so this runs in seconds, and is cached.
     """)
-    return
+    return grad_d, grad_seeds
 
 
 @app.cell
 def _(mo):
     deepest = mo.ui.dropdown(options={"24 layers": 24, "48 layers (slower)": 48, "12 layers": 12}, value="24 layers",
                              label="deepest stack")
-    init = mo.ui.radio(options={"Xavier (the 2017 Transformer's)": "xavier",
+    init = mo.ui.radio(options={"Xavier (as in Xiong et al. 2020)": "xavier",
                                 "GPT-2's (this library's default)": "library"},
-                       value="Xavier (the 2017 Transformer's)", label="initialisation", inline=True)
+                       value="Xavier (as in Xiong et al. 2020)", label="initialisation", inline=True)
     mo.hstack([deepest, init], justify="start", gap=2)
     return deepest, init
 
 
 @app.cell
-def _(alt, deepest, gradnorms, init, mo):
+def _(alt, deepest, grad_d, grad_seeds, gradnorms, init, mo):
     depths = [n for n in (2, 6, 12, 24, 48) if n <= deepest.value]
     with mo.status.spinner(title="Measuring gradients at initialisation…"):
-        sweep = gradnorms.depth_sweep(depths, d_model=32, seeds=3, init=init.value)
+        sweep = gradnorms.depth_sweep(depths, d_model=grad_d, seeds=grad_seeds, init=init.value)
     _per_layer = alt.Chart(alt.Data(values=sweep)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("layer:Q", title="layer (0 = nearest the input)", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("grad_norm:Q", title="gradient length", scale=alt.Scale(type="log")),
@@ -401,9 +421,9 @@ def _(alt, deepest, gradnorms, init, mo):
 
 
 @app.cell
-def _(depths, gradnorms, init, mo):
+def _(depths, grad_d, grad_seeds, gradnorms, init, mo):
     def measured(n, pre):
-        return gradnorms.layer_gradient_norms(n, pre, 32, 3, init.value)
+        return gradnorms.layer_gradient_norms(n, pre, grad_d, grad_seeds, init.value)
 
     _lo, _hi = depths[0], depths[-1]
     _rows = "\n".join(
@@ -421,7 +441,7 @@ def _(depths, gradnorms, init, mo):
 
     _first_pre = gradnorms.first_to_last(measured(_hi, True))
     _first_post = gradnorms.first_to_last(measured(_hi, False))
-    _xiong = init.value == "xavier" and _pre_last < 0.9 and _post_last > _pre_last
+    _pattern = _pre_last < 0.9 and _post_last >= 0.9   # pre-norm's last-layer gradient shrinks, post-norm's does not
     mo.md(f"""
     | layers | pre-norm: first layer | last layer | first ÷ last | post-norm: first layer | last layer | first ÷ last |
     |---|---|---|---|---|---|---|
@@ -437,16 +457,20 @@ def _(depths, gradnorms, init, mo):
     argument for warmup builds on it: large gradients near the output make the first steps at a full
     learning rate unstable, and warmup avoids that by starting small. This page measures the gradients;
     the link to warmup is their argument, not a measurement here.
-    """ if _xiong else """
-    Compare with the other initialisation: the trend with depth is not the same. Where the norm sits
-    matters, and so does how the weights start.
+    """ if _pattern and init.value == "xavier" else """
+    Xiong et al. (2020) derive, for Xavier initialisation, a pre-norm gradient near the output that
+    shrinks as the stack grows and a post-norm one that does not. """ + (
+        "These numbers show that pattern too, with another initialisation."
+        if _pattern else "These numbers do not show that pattern: where the norm sits matters, and so does "
+                         "how the weights start." + (" Switch to Xavier to compare." if init.value != "xavier" else "")
+    ) + """
     """))
     return
 
 
 @app.cell
 def _(code_panel, gradnorms, mo):
-    mo.accordion({"The code: layer_gradient_norms and block_gradient_norms (glassformer/gradient_norms.py)":
+    mo.accordion({"The code: layer_gradient_norms and block_gradient_norms (glassformer/analysis/gradient_norms.py)":
                   mo.vstack([code_panel(gradnorms.layer_gradient_norms.__wrapped__),   # under its lru_cache
                              code_panel(gradnorms.block_gradient_norms)])})
     return
@@ -477,8 +501,20 @@ def _(cfg, mo):
 @app.cell
 def _(anatomy, cfg, drop_rate, ids, loaded, mo):
     check = anatomy.dropout_check(loaded.model, ids, rate=drop_rate.value)
+    _origin = (f"This model was trained with residual dropout p = {cfg.dropout}"
+               if "preset_config" in loaded.card else   # the course model and your own runs record their recipe
+               f"This model's configuration sets residual dropout p = {cfg.dropout} (a model imported for use "
+               f"need not record the rate it was trained with)")
+    _attn = (f" In training mode this model also drops attention weights, with probability {cfg.attn_dropout}; "
+             f"the slider does not change that." if cfg.attn_dropout > 0 else "")
+    if check.train_vs_train > 0:
+        _train_txt = "Two training-mode runs differ: each drew its own random mask" + (
+            " (with p = 0, only on the attention weights)." if check.rate == 0 else ".")
+    else:
+        _train_txt = ("With nothing to drop, training mode is deterministic too." if check.rate == 0 and
+                      not cfg.attn_dropout else "The two training-mode runs happened to agree.")
     mo.md(f"""
-    This model was trained with residual dropout p = {cfg.dropout}; here p = {check.rate:.2f}.
+    {_origin}; here p = {check.rate:.2f}.{_attn}
 
     | comparison | max \\|difference\\| of the logits |
     |---|---|
@@ -486,8 +522,7 @@ def _(anatomy, cfg, drop_rate, ids, loaded, mo):
     | evaluation mode, run 1 vs run 2 | {check.eval_vs_eval:.4g} |
     | training mode vs evaluation mode | {check.train_vs_eval:.4g} |
 
-    {"Two training-mode runs differ: each drew its own random mask." if check.train_vs_train > 0 else
-     "With p = 0 there is nothing to drop, so training mode is deterministic too."}
+    {_train_txt}
     {"Evaluation mode gave identical logits both times." if check.eval_vs_eval == 0 else
      "Evaluation mode differed between runs, which it should not."}
     """)
@@ -496,7 +531,7 @@ def _(anatomy, cfg, drop_rate, ids, loaded, mo):
 
 @app.cell
 def _(anatomy, code_panel, mo):
-    mo.accordion({"The code: dropout_check (glassformer/block_anatomy.py)": code_panel(anatomy.dropout_check)})
+    mo.accordion({"The code: dropout_check (glassformer/analysis/block_anatomy.py)": code_panel(anatomy.dropout_check)})
     return
 
 

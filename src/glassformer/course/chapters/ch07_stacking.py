@@ -10,8 +10,8 @@ def _():
     import marimo as mo
     import torch
 
-    from glassformer import logit_lens as lens_lib
-    from glassformer import reverser
+    from glassformer.analysis import logit_lens as lens_lib
+    from glassformer.toys import reverser
     from glassformer.course import common
     from glassformer.course.widgets import (Question, code_panel, line_chart, matrix_heatmap, quiz, quiz_feedback,
                                             token_label)
@@ -34,11 +34,11 @@ def _(mo):
     from glassformer.model import preset as _preset
     mo.md(rf"""
     A Transformer is the same block written out again and again: the course model has
-    {_preset("course").n_layers}, GPT-2 small has {_preset("gpt2").n_layers}, Qwen3-0.6B has
-    {_preset("qwen3-0.6b").n_layers}. The blocks do not pass a new object from one to the next. There is
-    one vector per token, the **residual stream**, and every block *reads* it and *adds* its result
-    to it. Think of a shared bus that every component reads from and writes to: nothing on it is ever
-    replaced, only added to.
+    {_preset("course").n_layers} blocks, GPT-2 small has {_preset("gpt2").n_layers}, and Qwen3-0.6B has {_preset("qwen3-0.6b").n_layers}. The
+    blocks do not pass a new object from one to the next. There is one vector per token, the
+    **residual stream**, and in a pre-norm model (all three of those) every block *reads* it and *adds*
+    its result to it. Think of a shared bus that every component reads from and writes to: nothing on
+    it is ever replaced, only added to.
 
     That design has a useful consequence. The last step of the model (a norm, then the unembedding
     that scores every vocabulary entry) only needs a vector of the right width, and the stream has
@@ -90,6 +90,8 @@ def _(mo):
 
     $$x_L = x_0 + \sum_{\ell=0}^{L-1} \big(\mathrm{Attn}_\ell + \mathrm{MLP}_\ell\big)$$
 
+    Each term of the sum is the output that sub-layer added to the stream.
+
     The library's block (highlighted: the two additions) and the function that reads the stream at
     every depth through the model's hook points `blocks.0.resid_pre` and `blocks.{i}.resid_post`:
     """)
@@ -102,7 +104,7 @@ def _(block_lib, code_panel, lens_lib, mo):
         "Block.forward (glassformer/model/block.py): the two additions":
             code_panel(block_lib.Block.forward, highlight=("mid = self.hook_resid_mid(x +",
                                                            "return self.hook_resid_post(mid +")),
-        "residual_stream and stream_norms (glassformer/logit_lens.py)":
+        "residual_stream and stream_norms (glassformer/analysis/logit_lens.py)":
             mo.vstack([code_panel(lens_lib.residual_stream), code_panel(lens_lib.stream_norms)]),
     })
     return
@@ -131,7 +133,7 @@ def _(focus, ids, loaded, token_label, window):
 
 
 @app.cell
-def _(depth_names, lens_lib, matrix_heatmap, mo, position_label, stream, window_positions):
+def _(depth_names, lens_lib, loaded, matrix_heatmap, mo, position_label, stream, window_positions):
     _norms = lens_lib.stream_norms(stream)                                        # (L+1, T)
     _cols = window_positions()
     _chart = matrix_heatmap(_norms[:, _cols].numpy(), depth_names, [position_label(t) for t in _cols],
@@ -141,12 +143,14 @@ def _(depth_names, lens_lib, matrix_heatmap, mo, position_label, stream, window_
     _ratio = (_mean[-1] / _mean[0]).item()
     _grows = all(b > a for a, b in zip(_mean.tolist(), _mean[1:].tolist()))
     _steps = ", ".join(f"{v:.1f}" for v in _mean.tolist())
+    _why = ("Each block writes its update on top of what is already there, and nothing rescales the stream "
+            "until the final norm, just before the unembedding reads it." if loaded.model.config.pre_norm else
+            "This model is post-norm (the 2017 arrangement): each block normalizes the stream after each of its "
+            "additions, so the stream is rescaled inside every block, not only by the final norm.")
     mo.vstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
                mo.md(f"Averaged over all {_norms.shape[1]} positions of your text, the stream's length at each "
                      f"depth is {_steps}: it ends {_ratio:.1f}× as long as the embeddings it started from"
-                     f"{', growing after every block' if _grows else ''}. Each block writes its update on top "
-                     f"of what is already there, and nothing rescales the stream until the final norm, just "
-                     f"before the unembedding reads it. Hover a cell for the exact value.")])
+                     f"{', growing after every block' if _grows else ''}. {_why} Hover a cell for the exact value.")])
     return
 
 
@@ -162,8 +166,9 @@ def _(mo):
     $$p_\ell = \mathrm{softmax}\big(W_U\,\mathrm{norm}(x_\ell)\big)$$
 
     At $\ell = L$ this is exactly the model's output; the page checks it below. At earlier depths it
-    is a probe, not the model's real belief: $W_U$ was trained to read only the last layer's stream,
-    so an early reading can be blurry. What it shows well is *when* the answer forms.
+    is a probe, not the model's real belief: in training, the final norm and $W_U$ only ever read the
+    last block's output, so an early reading can be blurry or even misleading. Read it as a rough
+    picture of *when* the answer forms.
     """)
     return
 
@@ -171,7 +176,7 @@ def _(mo):
 @app.cell
 def _(code_panel, lens_lib, mo):
     mo.accordion({
-        "logit_lens and lens_logits (glassformer/logit_lens.py)":
+        "logit_lens and lens_logits (glassformer/analysis/logit_lens.py)":
             mo.vstack([code_panel(lens_lib.lens_logits, highlight="model.unembed(model.final_norm("),
                        code_panel(lens_lib.logit_lens, highlight=("lens = lens_logits", "first_top ="))]),
     })
@@ -239,7 +244,7 @@ def _(alt, depth_names, focus, ids, lens, line_chart, loaded, mo, n_layers, posi
                   + (": this model's unembedding is its embedding table (tied weights), so a vector no block has "
                      "touched yet still points along its own token's row. The blocks move each vector from 'what "
                      "I am' towards 'what comes next'." if _tied and _own > _T / 2 else "."))
-    _when = (f"**{depth_names[_first]}** (depth {_first})" +
+    _when = (f"depth {_first} (**{depth_names[_first]}**)" +
              ("" if _settled == _first else f", loses the top spot again, and stays on top only from depth {_settled}"))
     mo.vstack([
         mo.md(f"At the focus position (after <code>{_html.escape(position_label(_t))}</code>, position {_t}) the "
@@ -260,7 +265,8 @@ def _(mo):
 
     Everything so far was a **decoder-only** model (GPT-2, Llama, Qwen3, the course model): one
     sequence, and a causal mask so each position sees only itself and earlier positions. That is what
-    lets it generate text one token at a time. Two other designs reuse the same blocks with different masks:
+    lets it generate text one token at a time. Two other designs reuse the same parts with other masks,
+    and one adds a sub-layer:
 
     - An **encoder** (BERT is one) lets every position see every position, before and after it:
       **bidirectional** attention, no mask. Good for understanding a whole text at once; it cannot
@@ -273,8 +279,9 @@ def _(mo):
     $$\mathrm{CrossAttn}(X, M) = \mathrm{softmax}\!\left(\frac{(X W_Q)(M W_K)^\top}{\sqrt{d_h}}\right) M W_V
       \qquad X:\ \text{decoder stream } (T \times D),\quad M:\ \text{encoder output } (S \times D)$$
 
-    The masks below are computed by `encoder_decoder_masks` for the string you type in the next
-    section (source) and its reversal (target). Dark = may attend.
+    That is one head; as in chapter 5, the heads' outputs are concatenated and projected back to $D$.
+    The masks below are computed by `encoder_decoder_masks` for the string you type in the box below
+    (source) and its reversal after the start token `<s>` (target). Dark = may attend.
     """)
     return
 
@@ -374,7 +381,8 @@ def _(mo, reverser):
 
 @app.cell
 def _(mo):
-    cut_cross = mo.ui.checkbox(value=False, label="switch cross-attention off (zero its output through the hooks)")
+    cut_cross = mo.ui.checkbox(value=False,
+                               label="switch cross-attention off (zero every head's output through a hook)")
     cut_cross
     return (cut_cross,)
 
@@ -396,13 +404,17 @@ def _(cut_cross, matrix_heatmap, mo, reverser, rev_model, word):
     _best = divmod(int(_mirror.argmax()), _mirror.shape[1])
     _result = (f"Input `{word}` → output **`{_out}`** " +
                ("(correct)" if _ok else f"(wrong: the reversal is `{word[::-1]}`)"))
-    _cut = (f"\n\nWith cross-attention switched off the decoder cannot see the input at all and writes "
-            f"`{_cut_out or '(nothing)'}`{' — still correct?!' if _cut_out == word[::-1] else ''}: everything it "
-            f"knew about your string came through cross-attention." if _cut_out is not None else "")
+    _cut = (f"\n\nWith cross-attention switched off (every head's output zeroed, so the sub-layer adds only its "
+            f"output projection's bias, the same for any input) the decoder cannot see the input at all and writes "
+            f"`{_cut_out or '(nothing)'}`" +
+            (": the right answer, but by luck, since that output no longer depends on your string."
+             if _cut_out == word[::-1] else ": everything it knew about your string came through cross-attention.")
+            if _cut_out is not None else "")
     mo.vstack([
         mo.md(_result + _cut),
-        mo.md(f"Cross-attention while writing it (rows: decoder steps, columns: your input; hover for the exact "
-              f"weight). The **mirror weight** is the average weight a head puts on input position $n-1-t$ while "
+        mo.md(f"{'In the normal run, with cross-attention on: c' if cut_cross.value else 'C'}ross-attention while "
+              f"writing `{_out}` (rows: decoder steps, columns: your input; hover for the exact weight). "
+              f"The **mirror weight** is the average weight a head puts on input position $n-1-t$ while "
               f"writing output $t$ (1.00 = a perfect anti-diagonal): here it is highest for layer {_best[0]}, "
               f"head {_best[1]}, at {_mirror.max().item():.2f}."),
         *_grid])
@@ -427,16 +439,18 @@ def _(eval_seed, mo, n_eval, rev_card, reverser, rev_model):
     mo.md(f"Measured now: **{_right} of {len(_words)}** fresh held-out strings (seed {eval_seed.value}, lengths "
           f"{reverser.MIN_LEN}–{reverser.MAX_LEN}) reversed exactly, {_acc:.1%}. {_miss_text} "
           f"(The training script measured {rev_card['held_out_eval']['exact_match']:.1%} on "
-          f"{rev_card['held_out_eval']['strings']} others.)")
+          f"{rev_card['held_out_eval']['strings']} held-out strings drawn with seed "
+          f"{rev_card['held_out_eval']['seed']}.)")
     return
 
 
 @app.cell
 def _(code_panel, mo, reverser, seq2seq):
     mo.accordion({
-        "EncoderDecoder.greedy (glassformer/model/seq2seq.py)": code_panel(seq2seq.EncoderDecoder.greedy),
-        "accuracy and cross_attention_maps (glassformer/reverser.py)":
-            mo.vstack([code_panel(reverser.accuracy), code_panel(reverser.cross_attention_maps)]),
+        "EncoderDecoder.greedy (glassformer/model/seq2seq.py)":
+            code_panel(seq2seq.EncoderDecoder.greedy.__wrapped__),   # under its @torch.no_grad()
+        "accuracy and cross_attention_maps (glassformer/toys/reverser.py)":
+            mo.vstack([code_panel(reverser.accuracy.__wrapped__), code_panel(reverser.cross_attention_maps)]),
         "train_reverser: how the shipped model was trained": code_panel(reverser.train_reverser),
     })
     return

@@ -15,7 +15,9 @@ def _():
     import torch
 
     from glassformer import data as gdata
-    from glassformer import live_training, precision, registry, train, training_lab
+    from glassformer import precision, registry, train
+    from glassformer.course import live_training
+    from glassformer.analysis import training_lab
     from glassformer.course import common, store
     from glassformer.course.widgets import Question, code_panel, quiz, quiz_feedback, token_label
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
@@ -41,7 +43,7 @@ def _(mo):
 
     This chapter takes the loop apart on your text, then runs it for real: you start a training run
     from this page, watch its loss fall and its samples turn from noise into something like
-    Shakespeare, and break it on purpose in four different ways.
+    Shakespeare, and break it on purpose in several different ways.
     """)
     return
 
@@ -267,7 +269,7 @@ def _(code_panel, live_cfg, mo, steps_slider, train, warmup_slider):
         mo.md(f"Step 0: {train.lr_at(0, _cfg):.2e}; end of warmup (step {_cfg.warmup_steps}): "
               f"{train.lr_at(_cfg.warmup_steps, _cfg):.2e} (the peak, `lr`); halfway through the decay "
               f"(step {_mid}): {train.lr_at(_mid, _cfg):.2e}; last step: {train.lr_at(_cfg.max_steps, _cfg):.2e} "
-              f"(`min_lr`). Peak and floor are the live recipe's below."),
+              f"(`min_lr`). Peak and floor are the live recipe's, trained below."),
         code_panel(train.lr_at),
     ])
     return
@@ -311,6 +313,23 @@ def _(Path, live_training, mo, registry, store, time):
 
 
 @app.cell
+def _(mo):
+    runs_changed, set_runs_changed = mo.state(None)
+    return runs_changed, set_runs_changed
+
+
+@app.cell
+def _(data_dir, experiments_dir, live_dir, live_training, poll, runs_changed, set_runs_changed):
+    # Every 2 s: has any run started, ended or written a metric? Only then do the charts below redraw.
+    poll.value  # noqa: B018
+    _now = live_training.fingerprint(data_dir, [live_dir, *(experiments_dir / n.replace(" ", "-")
+                                                            for n in live_training.EXPERIMENTS)])
+    if _now != runs_changed():
+        set_runs_changed(_now)
+    return
+
+
+@app.cell
 def _(live_training, mo, poll, resume_button, start_button, stop_button, train):
     _cfg = train.TRAIN_PRESETS["live"]
     mo.vstack([mo.md(f"""
@@ -331,8 +350,9 @@ def _(live_training, mo, poll, resume_button, start_button, stop_button, train):
 
 
 @app.cell
-def _(SVG, alt, data_dir, live_dir, live_training, message, mo, poll, resume_button, start_button, stop_button):
-    poll.value, start_button.value, stop_button.value, resume_button.value  # noqa: B018  (re-run on these)
+def _(SVG, alt, data_dir, live_dir, live_training, message, mo, resume_button, runs_changed, start_button,
+      stop_button):
+    runs_changed(), start_button.value, stop_button.value, resume_button.value  # noqa: B018  (re-run on these)
     _holder = live_training.running(data_dir)
     _busy_other = _holder is not None and _holder.get("folder") != str(live_dir)
     live = live_training.view(live_dir, _holder is not None and not _busy_other)
@@ -439,8 +459,9 @@ def _(code_panel, experiments_dir, live_training, mo, time, train):
 
 
 @app.cell
-def _(SVG, alt, data_dir, exp_message, experiment_buttons, experiments_dir, live_training, loss_chart, mo, poll):
-    poll.value, experiment_buttons.value  # noqa: B018  (re-run on these)
+def _(SVG, alt, data_dir, exp_message, experiment_buttons, experiments_dir, live_training, loss_chart, mo,
+      runs_changed):
+    runs_changed(), experiment_buttons.value  # noqa: B018  (re-run on these)
 
     _oargs = live_training.EXPERIMENTS["overfitting"][1]
     _train_chars = int(_oargs[_oargs.index("--train-tokens") + 1])
@@ -599,7 +620,7 @@ def _(code_panel, measure, mo, training_lab):
     Accumulation differs only in the last digits, because floating-point addition in a different order
     rounds differently; resuming is exact, {'0 difference' if _res['max_abs_diff'] == 0 else 'not zero: a bug'}.
     """)
-    mo.vstack([_out, code_panel(training_lab.resume_gap.__wrapped__, title="glassformer.training_lab.resume_gap", highlight=("raise KeyboardInterrupt", "resume=True"))])
+    mo.vstack([_out, code_panel(training_lab.resume_gap.__wrapped__, title="glassformer.analysis.training_lab.resume_gap", highlight=("raise KeyboardInterrupt", "resume=True"))])
     return
 
 

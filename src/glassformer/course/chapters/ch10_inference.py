@@ -37,10 +37,10 @@ def _(cpu_capability, mo):
     Training reads a whole text at once: every position is computed in parallel, in a few big matrix
     multiplications. Writing is different. A model produces one token per call, and the next call
     needs that token, so **decoding** is a loop of small steps. Each step still multiplies by every
-    weight of the model, but for one vector instead of thousands, so the processor mostly waits for
-    the weights to arrive from memory. Inference engineering is the art of making each step read
-    less: remember what was already computed, never build what is not needed, read fewer bytes, or
-    check several tokens with one read.
+    weight matrix of the model, but for one vector instead of thousands, so for a model of any real
+    size the processor mostly waits for the weights to arrive from memory. Inference engineering is
+    the art of making each step read less: remember what was already computed, never build what is
+    not needed, read fewer bytes, or check several tokens with one read.
 
     Every time on this page is measured when it runs, on this machine's CPU
     (**{cpu_capability().summary}**); another machine gives other numbers.
@@ -83,8 +83,9 @@ def _(mo):
     $$\text{bytes per token} = 2 \times L \times H_{kv} \times D_h \times \text{bytes per number}$$
 
     (keys and values, for every layer and key/value head). Drag the slider to generate token by token
-    and watch the cache grow; the numbers come from the library's own loop, `stream`, which reports
-    the cache's length at every step.
+    and watch the cache fill; the numbers come from the library's own loop, `stream`, which reports
+    the cache's length at every step. (The library allocates room for the prompt and every new token
+    up front, then fills it one position per step.)
     """)
     return
 
@@ -104,15 +105,20 @@ def _(gen, grow, loaded, mo, model, prompt_ids):
     for _ in gen.stream(model, prompt_ids, grow.value, temperature=0, eos_id=loaded.tokenizer.eos_id,
                         on_step=_steps.append):
         pass
-    _rows = [f"| {s.index + 1} | `{loaded.tokenizer.decode([int(s.token[0])])!r}` | {s.cache_length} | "
+    def _shown(token_id):
+        return repr(loaded.tokenizer.decode([token_id])).replace("|", "¦").replace("`", "'")
+
+    _rows = [f"| {s.index + 1} | `{_shown(int(s.token[0]))}` | {s.cache_length} | "
              f"{s.cache_length * _per_position / 1024:,.1f} KiB |" for s in _steps[-8:]]
     _c = model.config
     mo.vstack([
         mo.md(f"One position of this model's cache: 2 × {_c.n_layers} layers × {_c.n_kv_heads} key/value heads × "
               f"{_c.head_dim} numbers × {model.new_cache(1, 1).k.element_size()} bytes = **{_per_position:,} bytes** "
-              f"(measured on an allocated cache: `KVCache.nbytes`). The prompt is {len(prompt_ids)} tokens; the "
-              f"prefill filled {len(prompt_ids)} positions, each step adds one. Last steps:"),
-        mo.md("| step | chose | positions in the cache | cache size |\n|---|---|---|---|\n" + "\n".join(_rows)),
+              f"(read off an allocated cache: `KVCache.nbytes`). The prompt is {len(prompt_ids)} tokens: the "
+              f"prefill filled {len(prompt_ids)} positions, and its last logits chose step 1's token. Each later "
+              f"step feeds the token chosen before it, which adds one position. Last steps:"),
+        mo.md("| step | chose | positions in the cache when it chose | bytes filled |\n|---|---|---|---|\n"
+              + "\n".join(_rows)),
         mo.md(f"After {len(_steps)} steps the cache holds {_steps[-1].cache_length} positions, "
               f"{_steps[-1].cache_length * _per_position / 1024:,.1f} KiB. A full context of {_c.n_ctx} tokens "
               f"would take {_c.n_ctx * _per_position / 2**20:,.2f} MiB per sequence."),
@@ -122,15 +128,21 @@ def _(gen, grow, loaded, mo, model, prompt_ids):
 
 @app.cell
 def _(mo):
-    mo.md(r"""
+    from glassformer.model import preset as _preset
+    from glassformer.analysis.param_count import parameter_breakdown as _breakdown
+
+    _gpt2_params = sum(_breakdown(_preset("gpt2")).values())   # counted from the config, nothing built
+    mo.md(rf"""
     ### How much does it save? Measured
 
     Without a cache, step $t$ recomputes every earlier position: the work per step grows with the
-    text, and the whole generation grows with its square. With the cache a step processes one
-    position. Below, the same greedy generation is timed both ways (the library's `generate` with
-    `use_cache` on and off); the tokens are identical, only the time differs. The GPT-2 shape
-    (124M parameters, random weights: the speed does not depend on what the weights are) is built
-    when you press its button, as it takes several seconds.
+    text, and the work of the whole generation grows at least with the square of its length. With
+    the cache a step processes one new position (its attention still reads every cached key and
+    value). Below, the same greedy generation is timed both ways (the library's `generate` with
+    `use_cache` on and off); the last column checks that the tokens are the same, so only the time
+    differs. The GPT-2 shape
+    ({_gpt2_params / 1e6:.0f}M parameters, random weights: the speed does not depend on what the
+    weights are) is built when you press its button, as it takes several seconds.
     """)
     return
 
@@ -154,7 +166,7 @@ def _(gen, time, torch):
 
 @app.cell
 def _(mo):
-    gpt2_button = mo.ui.run_button(label="Also measure the GPT-2 shape (124M, ~15 s)")
+    gpt2_button = mo.ui.run_button(label="Also measure the GPT-2 shape (takes several seconds)")
     gpt2_button
     return (gpt2_button,)
 
@@ -176,7 +188,9 @@ def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
                        f"{r['with'] / r['without']:.1f}× | {'yes' if r['same'] else 'NO'} |" for name, p, n, r in _rows)
     mo.md("| model | prompt + new tokens | tokens/s without cache | with cache | speed-up | same tokens |\n"
           "|---|---|---|---|---|---|\n" + _table +
-          "\n\nThe longer the text, the more the cache saves: without it, each new token re-reads the whole prefix.")
+          "\n\nThe gap widens with the length of the text: without a cache, each new token recomputes the keys "
+          "and values of the whole prefix, so its cost grows with the prefix, while a cached step computes them "
+          "for one position only. Try a shorter or a longer prompt.")
     return
 
 
@@ -187,13 +201,14 @@ def _(mo):
 
     Plain attention forms every score $q_i \cdot k_j$ at once: a $T \times T$ matrix per head, then its
     softmax, another. Memory grows with the *square* of the length. But each output row only needs
-    three running numbers per query while it walks over the keys in **tiles**: the largest score so
-    far $m$, the sum $\ell = \sum_j e^{s_j - m}$, and the weighted sum of values
-    $a = \sum_j e^{s_j - m} v_j$. When a tile brings a larger maximum $m'$, the old sums were computed
-    against the old $m$; multiplying them by $e^{m - m'}$ corrects them, exactly. At the end,
-    $a / \ell$ *is* the softmax-weighted sum. This **online softmax** is the idea behind
-    FlashAttention, which runs the tiles in a GPU's small, fast on-chip memory. Here it is written to
-    be read: `tiled_attention` below, tested equal to the plain formula.
+    a running summary while it walks over the keys in **tiles**: two numbers per query, the largest
+    score so far $m$ and the sum $\ell = \sum_j e^{s_j - m}$, plus one vector of $D_h$ numbers, the
+    weighted sum of values $a = \sum_j e^{s_j - m} v_j$. When a tile brings a larger maximum $m'$,
+    the old sums were computed against the old $m$; multiplying them by $e^{m - m'}$ corrects them,
+    exactly. At the end, $a / \ell$ *is* the softmax-weighted sum. This **online softmax** is the idea
+    behind FlashAttention, which runs the tiles in a GPU's small, fast on-chip memory. Here it is
+    written to be read: `tiled_attention` below, tested equal to the plain formula up to float
+    rounding (the table below measures the difference).
     """)
     return
 
@@ -221,17 +236,31 @@ def _(lengths, mo, peak_tensor_bytes, tile_size, tiled_attention, time, torch):
         """Max |difference| and peak tensor memory of plain vs tiled attention on random q, k, v."""
         g = torch.Generator().manual_seed(T)
         q, k, v = torch.randn(3, 1, 1, T, 64, generator=g).unbind(0)
-        t0 = time.perf_counter()
         plain, plain_peak = peak_tensor_bytes(tiled_attention.plain_attention, q, k, v)
-        t1 = time.perf_counter()
         tiled, tiled_peak = peak_tensor_bytes(tiled_attention.tiled_attention, q, k, v, tile=tile)
-        t2 = time.perf_counter()
+        times = []
+        for fn, kwargs in ((tiled_attention.plain_attention, {}), (tiled_attention.tiled_attention, {"tile": tile})):
+            t0 = time.perf_counter()   # timed apart from the memory count, which slows every operation down
+            fn(q, k, v, **kwargs)
+            times.append((time.perf_counter() - t0) * 1e3)
         return {"T": T, "diff": (plain - tiled).abs().max().item(), "plain": plain_peak, "tiled": tiled_peak,
-                "plain_ms": (t1 - t0) * 1e3, "tiled_ms": (t2 - t1) * 1e3}
+                "plain_ms": times[0], "tiled_ms": times[1]}
 
     _rows = [measure_both(int(T), int(tile_size.value)) for T in sorted(lengths.value, key=int)]
     _table = "\n".join(f"| {r['T']:,} | {r['diff']:.1e} | {r['plain'] / 2**20:,.2f} MiB | {r['tiled'] / 2**20:,.2f} MiB | "
                        f"{r['plain'] / r['tiled']:.1f}× | {r['plain_ms']:.0f} / {r['tiled_ms']:.0f} ms |" for r in _rows)
+    _whole = "".join(f"At T = {r['T']:,} one tile of {tile_size.value} covers the whole text, so the tiled path "
+                      "forms the full matrix too and saves nothing. " for r in _rows if r["T"] <= int(tile_size.value))
+    _faster = [f"{r['T']:,}" for r in _rows if r["tiled_ms"] < r["plain_ms"]]
+    if not _faster:
+        _speed = ("Here the tiled version was slower at every length: it is a Python loop over tiles, written "
+                  "to be read, and every small step pays Python's overhead. ")
+    else:
+        _speed = (f"Here the tiled version was faster at T = {', '.join(_faster)}, Python loop and all: it skips "
+                  "the key tiles above the diagonal (up to half the work) and each tile is small enough to stay in "
+                  "the CPU's caches, while the plain path computes the whole matrix, masked half included, and "
+                  "passes it through memory several times. Smaller tiles mean more, smaller steps, and more Python "
+                  "overhead. ")
     _growth = ""
     if len(_rows) >= 2:
         a, b = _rows[0], _rows[-1]
@@ -240,10 +269,10 @@ def _(lengths, mo, peak_tensor_bytes, tile_size, tiled_attention, time, torch):
     mo.md("Peak memory is measured, not computed from a formula: every tensor torch creates during the call is "
           "counted while it is alive (`glassformer/memory.py`).\n\n"
           "| T | max \\|plain − tiled\\| | plain peak | tiled peak | plain / tiled | time plain / tiled |\n"
-          "|---|---|---|---|---|---|\n" + _table + "\n\n" + _growth +
-          "The tiled version is slower here: it is a Python loop over tiles, written to be read. On a GPU the "
-          "same idea is *faster*, because the tiles stay in on-chip memory instead of a T × T matrix going "
-          "back and forth to main memory.")
+          "|---|---|---|---|---|---|\n" + _table + "\n\n" + _growth + _whole + _speed +
+          "On a GPU, FlashAttention runs this loop as one fused kernel whose tiles stay in on-chip memory, "
+          "instead of a T × T matrix going back and forth to main memory: there it is faster than the plain "
+          "formula, not only smaller.")
     return
 
 
@@ -253,8 +282,8 @@ def _(mo):
     ### Tile by tile, on your text
 
     Below, the real queries, keys and values of layer 0, head 0 of the model on your prompt (its first
-    16 positions), cut into tiles of 4. Drag the *visit* slider to step through the tiles in the order the loop
-    visits them. Left: which (query tile, key tile) blocks have been visited. Right: each query row's
+    16 positions at most), cut into tiles of 4. Drag the *visit* slider to step through the tiles in
+    the order the loop visits them. Left: which (query tile, key tile) blocks have been visited. Right: each query row's
     running maximum $m$ and running sum $\ell$ after that visit. Tiles entirely above the diagonal are
     never visited: the causal mask would give them weight 0 anyway.
     """)
@@ -321,12 +350,15 @@ def _(mo):
     mo.md(r"""
     ## Sliding-window attention
 
-    A **sliding window** lets each position attend to the last $w$ positions only (Mistral, for
-    example, interleaves such layers). The cache then never holds more than $w$ positions per layer,
-    whatever the length of the text, and each step's attention work stops growing. Older text is not
+    A **sliding window** lets each position attend to the last $w$ positions only (the first Mistral
+    7B does so in every layer, with $w$ = 4,096; Gemma 2 alternates windowed layers with full ones).
+    The cache then never needs more than $w$ positions per layer, whatever the length of the text:
+    older keys can be dropped or overwritten, and each step's attention work stops growing. Older text is not
     entirely lost: through $L$ layers, information can hop back up to $L(w-1)$ positions. The library
-    applies the window to any model through its hook points (`sliding_window`), without changing the
-    model's code; below, the course model's measured loss on validation text as the window shrinks.
+    applies the window to any of its models through their hook points (`sliding_window`), without
+    changing the model's code. It only masks the scores: its cache still keeps every position, so it
+    shows what a window does to the predictions, not the memory it would save. Below, a character
+    model's measured loss on validation text as the window shrinks.
     """)
     return
 
@@ -334,7 +366,8 @@ def _(mo):
 @app.cell
 def _(code_panel, mo, sliding_window):
     mo.accordion({"window_mask and sliding_window (glassformer/model/sliding_window.py)":
-                  mo.vstack([code_panel(sliding_window.window_mask), code_panel(sliding_window.sliding_window)])})
+                  mo.vstack([code_panel(sliding_window.window_mask),
+                             code_panel(sliding_window.sliding_window.__wrapped__)])})  # under its decorator
     return
 
 
@@ -354,19 +387,22 @@ def _(matrix_heatmap, mo, model, np_float, sliding_window, window):
     _c = model.config
     _per = model.new_cache(1, 1).nbytes(filled_only=False)
     mo.hstack([mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
-               mo.md(f"With window {window.value}, the cache of this model holds at most "
+               mo.md(f"With window {window.value}, the cache of this model would need at most "
                      f"{sliding_window.cache_positions(_c.n_ctx, window.value)} positions "
                      f"({sliding_window.cache_positions(_c.n_ctx, window.value) * _per / 1024:,.1f} KiB) "
                      f"instead of {_c.n_ctx} ({_c.n_ctx * _per / 1024:,.1f} KiB) for a full context. "
                      f"Through its {_c.n_layers} layers, a token can still be influenced by one up to "
-                     f"{_c.n_layers * (window.value - 1)} positions back.")], align="center")
+                     f"{min(_c.n_layers * (window.value - 1), _c.n_ctx - 1)} positions back"
+                     + (" (its whole context)" if _c.n_layers * (window.value - 1) >= _c.n_ctx - 1 else "")
+                     + ".")], align="center")
     return
 
 
 @app.cell
 def _(sliding_window, torch):
     def window_losses(net, tokenizer, windows: list[int], n_windows: int = 8, length: int = 256) -> list[dict]:
-        """Mean next-token loss on n_windows validation windows of `length` tokens, per attention window."""
+        """Mean next-token loss on n_windows stretches of validation text, `length` tokens each, per
+        attention window."""
         from glassformer.data import load_text, train_val_split
 
         text, _ = load_text()
@@ -381,7 +417,7 @@ def _(sliding_window, torch):
                 with sliding_window.sliding_window(net, w):
                     logits = net(x)
                 loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-                rows.append({"window": w, "loss": loss.item()})
+                rows.append({"window": w, "loss": loss.item(), "length": length, "texts": n_windows})
         return rows
     return (window_losses,)
 
@@ -389,14 +425,16 @@ def _(sliding_window, torch):
 @app.cell
 def _(line_chart, loaded, mo, model, window_losses):
     if loaded.is_char_level:
-        _windows = [w for w in (4, 8, 16, 32, 64, 128, 256) if w <= model.config.n_ctx]
+        _longest = min(256, model.config.n_ctx)
+        _windows = [w for w in (4, 8, 16, 32, 64, 128) if w < _longest] + [_longest]
         _rows = window_losses(model, loaded.tokenizer, _windows)
         _full, _small = _rows[-1], _rows[0]
+        _whole = ", as long as each text, so full attention," if _full["window"] >= _full["length"] else ""
         _out = mo.vstack([
-            mo.ui.altair_chart(line_chart(_rows, "window", "loss", title="validation loss vs attention window "
-                                          "(8 windows of validation text)", width=480),
+            mo.ui.altair_chart(line_chart(_rows, "window", "loss", title=f"validation loss vs attention window "
+                                          f"({_full['texts']} texts of {_full['length']} characters)", width=480),
                                chart_selection=False, legend_selection=False),
-            mo.md(f"With the full window ({_full['window']}) the loss is {_full['loss']:.3f} nats per character; "
+            mo.md(f"With a window of {_full['window']}{_whole} the loss is {_full['loss']:.3f} nats per character; "
                   f"with a window of {_small['window']} it is {_small['loss']:.3f}. This model was *trained* with "
                   "full attention, so a window is a change it never saw: models meant to use one are trained with it.")])
     else:
@@ -408,22 +446,29 @@ def _(line_chart, loaded, mo, model, window_losses):
 
 @app.cell
 def _(mo):
-    mo.md(r"""
+    from glassformer.registry import DRAFT_MODEL_DIR as _DRAFT_DIR, load_model as _load_model
+
+    _spec_target, _spec_draft = _load_model("course").model, _load_model(str(_DRAFT_DIR)).model
+    mo.md(rf"""
     ## Speculative decoding
 
     A decode step of a big model reads all its weights to produce *one* token; reading them for
     five positions costs about the same. **Speculative decoding** exploits that: a small, cheap
     *draft* model guesses $k$ tokens one by one, then the big *target* model checks all of them in
     a single call. Greedy: keep guesses while they equal the target's own choice; at the first
-    mismatch take the target's token instead. The output is exactly the target's greedy output,
-    just produced in fewer target calls. With sampling, a guess $x$ is kept with probability
-    $\min(1, p(x)/q(x))$ and a rejected one is replaced by a draw from what the target wanted
-    more than the draft ($\max(0, p - q)$, renormalized): every token still has exactly the
-    target's distribution (a test checks it statistically).
+    mismatch take the target's token instead. The output is exactly the target's greedy output
+    (in exact arithmetic; the page compares the two texts below), just produced in fewer target
+    calls. With sampling, a guess $x$ is kept with probability $\min(1, p(x)/q(x))$ and a rejected one
+    is replaced by a draw from what the target wanted more than the draft ($\max(0, p - q)$,
+    renormalized): every token still has exactly the target's distribution (a test checks it
+    statistically).
 
-    Here the target is the course model and the draft a 1-layer, 64-wide character model shipped
-    with glassformer (`scripts/ship_draft_model.py`). Both share the 65-character vocabulary, which
-    speculative decoding requires, so this section always uses them, whatever the picker says.
+    Here the target is the course model ({_spec_target.num_params():,} weights) and the draft a
+    {_spec_draft.config.n_layers}-layer, {_spec_draft.config.d_model}-wide character model
+    ({_spec_draft.num_params():,} weights) shipped with glassformer (`scripts/ship_draft_model.py`).
+    Both read the same {_spec_target.config.vocab_size}-character vocabulary, which speculative decoding
+    requires (the target checks the draft's token ids), so this section always uses them, whatever the
+    picker says.
     """)
     return
 
@@ -431,7 +476,8 @@ def _(mo):
 @app.cell
 def _(code_panel, mo, speculative):
     mo.accordion({"speculative_generate and verify (glassformer/speculative.py)":
-                  mo.vstack([code_panel(speculative.speculative_generate), code_panel(speculative.verify)])})
+                  mo.vstack([code_panel(speculative.speculative_generate.__wrapped__),  # under @inference_mode
+                             code_panel(speculative.verify)])})
     return
 
 
@@ -459,6 +505,10 @@ def _(common, guesses, mo, prompt_box, speculative, time, torch):
 
         _plain = generate(_target.model, _spec_prompt, _n, temperature=0).tolist()[len(_spec_prompt):]
         _t2 = time.perf_counter()
+        generate(_draft.model, _spec_prompt, _n, temperature=0)   # the draft alone, for its cost per step
+        _t3 = time.perf_counter()
+    _cost = (_t3 - _t2) / (_t2 - _t1)                            # draft step / target step
+    _share = _draft.model.num_params() / _target.model.num_params()
     _speedup = (_t2 - _t1) / (_t1 - _t0)
     _tok = _target.tokenizer
 
@@ -471,15 +521,21 @@ def _(common, guesses, mo, prompt_box, speculative, time, torch):
         mo.md(f"**{_n} tokens, k = {guesses.value}:** {len(spec.rounds)} target calls instead of {_n}; the draft's "
               f"guesses were accepted {spec.acceptance_rate:.0%} of the time. Measured: speculative "
               f"{(_t1 - _t0) * 1e3:,.0f} ms, plain greedy {(_t2 - _t1) * 1e3:,.0f} ms: "
-              f"**{_speedup:.2f}×** {'faster' if _speedup >= 1 else '(slower)'}. Same text as plain greedy: "
+              f"**{_speedup:.2f}×** "
+              f"{'faster' if _speedup >= 1.005 else '(slower)' if _speedup < 0.995 else '(no gain)'}. "
+              f"Same text as plain greedy: "
               f"**{'yes' if spec.tokens == _plain else 'NO'}**."),
         mo.md("The first rounds (guesses, how many the target kept, what the round added: the kept guesses plus "
               "the target's own next token):\n\n| round | draft guessed | kept | added |\n|---|---|---|---|\n"
               + _rounds),
-        mo.md("Whether it pays depends on two measured things: how often the draft is right, and how much cheaper "
-              "its step is than the target's. The course model is small, so its step is mostly fixed per-call "
-              "overhead and the draft saves less than it would for a model whose step is dominated by reading "
-              "gigabytes of weights; try a larger or smaller k."),
+        mo.md(f"Whether it pays depends on two measured things: how often the draft is right "
+              f"({spec.acceptance_rate:.0%} of its guesses here), and how much cheaper its step is than the "
+              f"target's: {_n} greedy tokens took the draft alone {(_t3 - _t2) * 1e3:,.0f} ms, {_cost:.0%} of the "
+              f"target's time, with {_share:.0%} of its weights. "
+              + ("On models this small much of a step is fixed per-call overhead (Python, starting each "
+                 "operation), not reading weights, so a draft saves less than it would for a model whose step "
+                 "is dominated by reading gigabytes of weights. " if _cost > 2 * _share else "")
+              + "Try a larger or smaller k."),
     ])
     return
 
@@ -489,10 +545,11 @@ def _(mo):
     mo.md(r"""
     ## int8 weight-only quantization
 
-    Every weight is a 32-bit float: 4 bytes. **Quantization** stores each weight matrix as 8-bit
-    integers $q \in [-127, 127]$ plus one scale per output channel, $w \approx q \cdot s$ with
-    $s = \max|w_{\text{row}}| / 127$: a quarter of the bytes, and a rounding error of at most $s/2$
-    per weight. Only the weights change ("weight-only"); the arithmetic stays in floating point.
+    In the course model every weight is a 32-bit float: 4 bytes. **Quantization** stores each weight
+    matrix as 8-bit integers $q \in [-127, 127]$ plus one scale per output channel (per row),
+    $w \approx q \cdot s$ with $s = \max|w_{\text{row}}| / 127$: a quarter of the bytes plus the
+    scales, and a rounding error of at most $s/2$ per weight. Only the weights change
+    ("weight-only"); the arithmetic stays in floating point.
     Whether it is *faster* depends on the CPU having a kernel that multiplies by int8 weights
     directly; the library measures that once and says so below. Its size and quality are
     measured here on the course model.
@@ -503,14 +560,15 @@ def _(mo):
 @app.cell
 def _(code_panel, mo, quantize):
     mo.accordion({"quantize_per_channel and Int8Linear (glassformer/model/quantize.py)":
-                  mo.vstack([code_panel(quantize.quantize_per_channel), code_panel(quantize.Int8Linear)]),
+                  mo.vstack([code_panel(quantize.quantize_per_channel), code_panel(quantize.Int8Linear),
+                             code_panel(quantize.int8_matmul)]),
                   "quantize_model": code_panel(quantize.quantize_model)})
     return
 
 
 @app.cell
 def _(mo):
-    int8_button = mo.ui.run_button(label="Measure validation loss on the whole split (~10 s)")
+    int8_button = mo.ui.run_button(label="Measure validation loss on the whole split (takes several seconds)")
     int8_button
     return (int8_button,)
 
@@ -536,25 +594,35 @@ def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, 
     _prompt = _course.tokenizer.encode("ROMEO:\n")
     _fp32_speed, _a = tokens_per_second(_course.model, _prompt, 48)
     _int8_speed, _b = tokens_per_second(_int8, _prompt, 48)
-    _agree = sum(x == y for x, y in zip(_a[len(_prompt):], _b[len(_prompt):])) / 48
+    _same_prefix = next((i for i, (x, y) in enumerate(zip(_a[len(_prompt):], _b[len(_prompt):])) if x != y), 48)
+    with torch.no_grad():   # teacher-forced: on the same validation text, do both pick the same next character?
+        _x = _val[:4096].view(16, 256)
+        _top_same = (_course.model(_x).argmax(-1) == _int8(_x).argmax(-1)).float().mean().item()
     _fp32_bytes, _int8_bytes = quantize.model_bytes(_course.model), quantize.model_bytes(_int8)
-    _kernel_note = (f"This CPU's int8 kernel ({_kernel.name}, {str(_kernel.activations).removeprefix('torch.')} "
-                    f"activations) was measured at **{_kernel.speedup:.2f}×** the speed of an fp32 matrix-vector "
+    _kernel_note = ((f"This CPU's int8 kernel ({_kernel.name}, {str(_kernel.activations).removeprefix('torch.')} "
+                     "activations)" if _kernel.name == "int8pack" else
+                     "This torch build has no int8 kernel here, so int8 layers rebuild their fp32 weights first; that "
+                     "path")
+                    + f" was measured at **{_kernel.speedup:.2f}×** the speed of an fp32 matrix-vector "
                     f"product of the same shape (4096 × 4096): "
                     + ("int8 is a speed path here." if _kernel.fast else
                        "here int8 saves memory but is not a speed path."))
     mo.vstack([
-        mo.md(f"| course model | bytes of weights | read per token | validation loss ({'whole split' if _whole else '4 batches of 32 × 256 characters'}) "
+        mo.md(f"| course model | bytes of weights | read per token | validation loss "
+              f"({'whole split' if _whole else f'4 batches of 32 × {_course.model.config.n_ctx} characters'}) "
               f"| tokens/s (greedy, 48) |\n|---|---|---|---|---|\n"
               f"| fp32 | {_fp32_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_course.model) / 1024:,.0f} KiB | "
               f"{_fp32_loss:.4f} | {_fp32_speed:,.0f} |\n"
               f"| int8 | {_int8_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_int8) / 1024:,.0f} KiB | "
               f"{_int8_loss:.4f} | {_int8_speed:,.0f} |"),
         mo.md(f"int8 keeps {_int8_bytes / _fp32_bytes:.0%} of the bytes and changes the validation loss by "
-              f"{_int8_loss - _fp32_loss:+.4f} nats per character; {_agree:.0%} of 48 greedy tokens are the same. "
-              + _kernel_note + " The course model is so small (it fits in the CPU's caches) that memory is not its "
-              "bottleneck; for GPT-2-sized models, where each step reads hundreds of megabytes, `python "
-              "bench/generate.py` measures every path against Hugging Face transformers."),
+              f"{_int8_loss - _fp32_loss:+.4f} nats per character; on 4,096 validation characters both pick the same most likely next character "
+              f"{_top_same:.1%} of the time; greedy from `ROMEO:` gives the same first {_same_prefix} of 48 characters "
+              "(after a first difference the two texts continue from different prefixes). "
+              + _kernel_note + f" On this tiny model int8 ran at {_int8_speed / _fp32_speed:.2f}× the fp32 speed "
+              "(one short timing each: run the cell again to see how much it varies). For GPT-2-sized models, "
+              "where each step reads hundreds of megabytes of weights, `python bench/generate.py` measures each "
+              "decode path this CPU offers against Hugging Face transformers."),
     ])
     return
 

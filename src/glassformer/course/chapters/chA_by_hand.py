@@ -14,7 +14,7 @@ def _():
     import torch
 
     from glassformer import sampling
-    from glassformer import worked_example as we
+    from glassformer.toys import worked_example as we
     from glassformer.course import common
     from glassformer.course.widgets import Question, code_panel, quiz, quiz_feedback
     from glassformer.course.widgets.number_table import number_table
@@ -83,7 +83,7 @@ def _(mo, model, preset, we):
              ("biases", "none", "attn_bias, attn_out_bias, mlp_bias all False: fewer numbers"),
              ("tie_embeddings", _c.tie_embeddings, "the output head is the embedding table")]
     _course = preset("course")
-    _fields = ["position", "norm", "mlp", "attn_bias", "mlp_bias", "tie_embeddings"]
+    _fields = ["position", "norm", "mlp", "attn_bias", "attn_out_bias", "mlp_bias", "tie_embeddings"]
     _same = [f"`{f}`" for f in _fields if getattr(_course, f) == getattr(_c, f)]
     _other = [f"`{f}` = `{getattr(_course, f)}`" for f in _fields if getattr(_course, f) != getattr(_c, f)]
     mo.md("## The toy\n\n| setting | value | meaning |\n|:---|:---|:---|\n" +
@@ -91,7 +91,7 @@ def _(mo, model, preset, we):
           f"\n\n{model.num_params():,} weights in all, read back out of the model below. "
           "Why these choices: learned positions are a plain table of numbers (RoPE's sines and cosines "
           "would make every query and key a trigonometry exercise), RMSNorm skips LayerNorm's mean "
-          "subtraction and bias, SwiGLU needs only $e^x$ (GELU needs the error function), and without "
+          "subtraction and bias, SwiGLU needs only $e^x$ (exact GELU needs the error function), and without "
           "biases there are fewer numbers to add. The course model (a config of the same family) shares "
           f"{', '.join(_same) or 'none of these'} with the toy; it has {', '.join(_other) or 'nothing else'}.")
     return
@@ -133,17 +133,20 @@ def _(mo, model, number_table, we):
 
     A trained model's dimensions mean nothing you could name. These were written with a meaning in mind,
     which makes the tables readable: dimension 0 says "is a determiner", 1 "is a noun", 2 "is a verb",
-    3 "ends a sentence", 4 "cat-like (+1) or dog-like (−1)", 5 "how early in the sentence". Head 0's
-    queries ask "noun here?" and only a noun's key answers; head 1's keys grow with "early", so it looks
-    back to the start. The MLP's unit 0 fires on a determiner and writes "noun next", unit 1 turns a noun
-    into "verb next", unit 2 a verb into "end next". Many weights are 0 (greyed): that is what keeps the sums short.
+    3 "ends a sentence", 4 "cat-like (+1) or dog-like (−1)" (“sat” counts as cat-like, “ran” as
+    dog-like), 5 "how early in the sentence". Head 0 looks for the noun: every word's first query entry
+    asks "noun here?" and only a noun's key answers it; its second entry matches cat-like with cat-like
+    (and dog-like with dog-like), so a verb's key can add a smaller share. Head 1's keys grow with
+    "early", so it looks back to the start. The MLP's unit 0 fires on a determiner and writes "noun
+    next", unit 1 turns a noun into "verb next", unit 2 a verb into "end next". Many weights are 0
+    (greyed): that is what keeps the sums short.
     """), _weights_view()])
     return weight_table, weights_row
 
 
 @app.cell
 def _(code_panel, mo, we):
-    mo.accordion({"The code that builds the toy: build (glassformer/worked_example.py)":
+    mo.accordion({"The code that builds the toy: build (glassformer/toys/worked_example.py)":
                   code_panel(we.build, highlight=("build_model", "copy_"))})
     return
 
@@ -468,9 +471,9 @@ def _(SwiGLU, box_mlp, box_mlp_out, code_panel, mlp_parts, mo, number_table, rms
 
     Now each word is processed on its own (no mixing between words). Normalize the stream again, then
     two products with the 6 × 3 matrices $W_{\text{gate}}$ and $W_{\text{up}}$. The gate goes through
-    *SiLU*, $\text{silu}(g) = g / (1 + e^{-g})$, which lets positive numbers through and squashes
-    negative ones toward 0, and multiplies the up value. $W_{\text{down}}$ takes the 3 hidden numbers
-    back to 6, and the result is added to the stream.
+    *SiLU*, $\text{silu}(g) = g / (1 + e^{-g})$, which keeps large positive numbers almost as they
+    are, shrinks small ones and squashes negative ones toward 0, and multiplies the up value.
+    $W_{\text{down}}$ takes the 3 hidden numbers back to 6, and the result is added to the stream.
 
     $$h = \text{silu}(\hat x' W_{\text{gate}}) \odot (\hat x' W_{\text{up}}), \qquad x''_t = x'_t + h_t W_{\text{down}}$$
     """),
@@ -541,11 +544,16 @@ def _(alt, box_probs, code_panel, hand, mo, preset, probs, sampling, show_check,
         side_by_side(table("probs", we.VOCAB, "probabilities of the next word", key="probs")),
         show_check("probs", box_probs),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
-        mo.md(f"After “{' '.join(words)}” the toy's favourite next word is “{we.VOCAB[_best]}”, "
-              f"with probability {_p[_best]:.1%}; the runner-up, “{we.VOCAB[_order[1]]}”, has "
-              f"{_p[_order[1]]:.1%}. That is the whole forward pass: {len(hand)} checkable numbers, each a few "
-              f"lines of arithmetic. GPT-2 small does the same with {_gpt2.d_model} numbers per word and "
-              f"{_gpt2.n_layers} blocks, Qwen3-0.6B with {_qwen.d_model} and {_qwen.n_layers}."),
+        mo.md((f"After “{' '.join(words)}” the toy's favourite next words are “{we.VOCAB[_best]}” and "
+               f"“{we.VOCAB[_order[1]]}”, tied at {_p[_best]:.1%} each. "
+               if abs(_p[_best] - _p[_order[1]]) < 1e-9 else
+               f"After “{' '.join(words)}” the toy's favourite next word is “{we.VOCAB[_best]}”, "
+               f"with probability {_p[_best]:.1%}; the runner-up, “{we.VOCAB[_order[1]]}”, has "
+               f"{_p[_order[1]]:.1%}. ")
+              + f"That is the whole forward pass: {len(hand)} checkable numbers, each a few "
+              f"lines of arithmetic. GPT-2 small runs the same kind of pass (norm `{_gpt2.norm}`, MLP "
+              f"`{_gpt2.mlp}`) with {_gpt2.d_model} numbers per word and {_gpt2.n_layers} blocks, "
+              f"Qwen3-0.6B with {_qwen.d_model} and {_qwen.n_layers}."),
         mo.accordion({"The code that ran: sampling.distribution (glassformer/sampling.py)":
                       code_panel(sampling.distribution)}),
     ])

@@ -15,6 +15,7 @@ def code_panel(obj, title: str | None = None, note: str = "", highlight: str | t
 
     highlight: text(s) whose lines get a yellow background, e.g. the line that made the tensor
     shown beside the code."""
+    obj = inspect.unwrap(obj)            # a decorated function: its own source and file, not the decorator's
     lines, start = inspect.getsourcelines(obj)
     file = Path(inspect.getsourcefile(obj)).resolve()
     root = Path(glassformer.__file__).resolve().parent.parent

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from glassformer.model.config import POSITIONS
+from glassformer.threads import one_thread
 
-POSITION_MODELS_DIR = Path(__file__).parent / "assets" / "positions"
+POSITION_MODELS_DIR = Path(__file__).parents[1] / "assets" / "positions"
 SCHEMES: tuple[str, ...] = POSITIONS          # learned, sinusoidal, rope, alibi, none
 TRAINED_LENGTH = 64                           # the window length every shipped model was trained on
 LENGTHS = (32, 64, 128, 256)                  # the lengths the course measures
@@ -113,13 +114,8 @@ def validation_windows(n_windows: int) -> torch.Tensor:
 def measured_losses(n_windows: int = 16) -> dict[str, dict[int, float]]:
     """{scheme: {length: loss}} for every shipped position model, measured now on n_windows windows.
 
-    On one thread: these matrices are tiny, and on a busy 2-core machine a second thread made the
-    same measurement 9x slower (20.5 s against 2.2 s), not faster. The setting is process-wide,
-    so it is restored at once."""
+    On one thread (glassformer/threads.py): these matrices are tiny, and on a busy 2-core machine a
+    second thread made the same measurement 9x slower (20.5 s against 2.2 s), not faster."""
     windows = validation_windows(n_windows)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return {scheme: loss_by_length(load_position_model(scheme)[0], windows) for scheme in SCHEMES}
-    finally:
-        torch.set_num_threads(threads)

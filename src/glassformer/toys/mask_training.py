@@ -19,7 +19,6 @@ mask, switched off through hooks (attention_steps.without_causal_mask), the mode
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from glassformer.data import random_batch
 from glassformer.model import DecoderLM, ModelConfig
 from glassformer.model.attention_steps import without_causal_mask
+from glassformer.threads import one_thread
 
 # Small enough for a few seconds of CPU per model: one block of width 32, windows of 16 characters.
 # RoPE, because "look one position ahead" is then the same rule at every position and is learned within
@@ -73,17 +73,6 @@ def next_token_weight(model: DecoderLM, data: torch.Tensor, windows: int = 32, s
     return ahead.mean(dim=(0, 2)).max().item()
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Tiny matrices: splitting them across cores costs more than it saves on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_pair(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int, steps: int = 200, *,
                batch_size: int = 32, lr: float = 1e-2, seed: int = 0,
                on_step: Callable[[str, int, float], None] | None = None) -> MaskRun:
@@ -96,7 +85,7 @@ def train_pair(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int, 
     config = ModelConfig(vocab_size=vocab_size, **SMALL)
     run = MaskRun(steps, 0.0)
     start = time.perf_counter()
-    with _one_thread():
+    with one_thread():
         for name, masked in [("mask", True), ("no mask", False)]:
             torch.manual_seed(seed)
             model = DecoderLM(config).train()

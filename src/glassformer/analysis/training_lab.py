@@ -12,7 +12,6 @@ Each returns the largest absolute difference it finds, so a page (or a test) can
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import tempfile
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from glassformer.data import tinyshakespeare_bytes
 from glassformer.model import DecoderLM, build_model, preset
 from glassformer.optim import make_optimizer
+from glassformer.threads import one_thread  # tiny models: one thread is faster, far faster on a busy machine
 from glassformer.tokenizers.char import CharTokenizer
 from glassformer.train import Run, TrainConfig, TrainState, train, train_step
 
@@ -46,19 +46,6 @@ def per_position_loss(model: DecoderLM, ids: list[int]) -> tuple[torch.Tensor, t
         logits = model(x)[0].float()                # (T-1, V)
     loss = F.cross_entropy(logits, y, reduction="none")   # (T-1,) -log softmax(logits)[target]
     return loss, torch.exp(-loss)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run a tiny model on one thread: its matrices are too small to share out, and on a busy machine
-    each operation of a multi-threaded run waits for every thread (measured here: 4 ms per 32x32 matmul
-    with 2 threads on 2 loaded cores). Restores the previous thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _tiny_run(cfg: TrainConfig, data: torch.Tensor) -> Run:

@@ -13,7 +13,6 @@ cross-attention pattern (target position x source position) is an anti-diagonal.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -25,25 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from glassformer.model.seq2seq import EncoderDecoder, Seq2SeqConfig
+from glassformer.threads import one_thread
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 BOS, EOS = len(ALPHABET), len(ALPHABET) + 1
 MIN_LEN, MAX_LEN = 3, 10
-ASSET_DIR = Path(__file__).parent / "assets" / "reverser"
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread for a while. This model's matrices are 64 wide: splitting such small
-    products over threads costs more in hand-offs than it saves (measured on a busy 2-core machine:
-    300 strings scored in 0.33 s on one thread, 12 s on two). The setting is process-wide, so other
-    work running at the same moment also gets one thread; it is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+ASSET_DIR = Path(__file__).parents[1] / "assets" / "reverser"
 
 
 def encode(word: str) -> list[int]:
@@ -162,7 +148,7 @@ def reverse(model: EncoderDecoder, word: str, cross_attention: bool = True) -> s
     if why:
         raise ValueError(f"cannot reverse {word!r}: {why}")
     cut = {} if cross_attention else {"decoder.*.cross_attn.z": lambda z, name: torch.zeros_like(z)}
-    with model.hooks(cut), single_thread():
+    with model.hooks(cut), one_thread():
         return decode(model.greedy(torch.tensor([encode(word)]), BOS, EOS, max_new=MAX_LEN + 1)[0])
 
 
@@ -176,7 +162,7 @@ def accuracy(model: EncoderDecoder, words: list[str]) -> tuple[float, list[tuple
         by_len.setdefault(len(w), []).append(w)
     misses = []
     for group in by_len.values():
-        with single_thread():
+        with one_thread():
             outs = model.greedy(torch.tensor([encode(w) for w in group]), BOS, EOS, max_new=MAX_LEN + 1)
         misses += [(w, decode(o)) for w, o in zip(group, outs) if decode(o) != w[::-1]]
     return 1 - len(misses) / max(1, len(words)), misses
@@ -188,7 +174,7 @@ def cross_attention_maps(model: EncoderDecoder, word: str) -> tuple[str, torch.T
     out = reverse(model, word)
     src = torch.tensor([encode(word)])
     dec_in = torch.tensor([[BOS] + encode(out)])
-    with torch.no_grad(), single_thread():
+    with torch.no_grad(), one_thread():
         _, trace = model.run_with_trace(src, dec_in, names="decoder.*.cross_attn.pattern")
     maps = torch.stack([trace[f"decoder.{i}.cross_attn.pattern"][0] for i in range(model.config.n_dec_layers)])
     return out, maps

@@ -5,7 +5,8 @@ pattern-weighted sum of values, hook point `blocks.{i}.attn.z`, shape [B, H, T, 
 output projection reads the H heads' outputs side by side, so setting head h's slice of z
 to zero removes exactly that head's write into the residual stream and nothing else:
 
-    attn_out = concat(z_0, ..., z_{H-1}) @ W_O^T + b_O  =  sum_h z_h @ W_O[:, h*Dh:(h+1)*Dh]^T + b_O
+    attn_out = concat(z_0, ..., z_{H-1}) @ W_O + b_O  =  sum_h z_h @ W_O[h*Dh:(h+1)*Dh, :] + b_O
+    (glassformer's Linear stores W_O as (in, out) = (H*Dh, D))
 
 If the loss rises a lot when a head is off, the model relied on it; if it barely moves, the
 other heads (or the MLPs) cover for it or it did little on this text. This is "zero

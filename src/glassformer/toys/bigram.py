@@ -18,7 +18,6 @@ counts (`count_entropy`); training the embedding + linear model approaches it
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from torch import nn
 from glassformer.data import random_batch, sequential_batches
 from glassformer.model.embedding import Embed
 from glassformer.model.linear import Linear
+from glassformer.threads import one_thread
 
 
 class Bigram(nn.Module):
@@ -89,19 +89,6 @@ def train_bigram(data: torch.Tensor, vocab_size: int, d_model: int, steps: int =
                 on_step(step, loss.item())
         model.eval()
         return BigramRun(model, steps, time.perf_counter() - start, losses)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on one thread inside the block. The bigram's matrices are tiny ((1024, 128) x (128, 65)):
-    splitting each product across cores costs more than it saves, and far more when other programs
-    compete for the cores (measured on a busy 2-core machine: 200 steps in 3.6 s on one thread, 20 s on two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def counts(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:

@@ -28,22 +28,23 @@ import torch.nn.functional as F
 
 from glassformer.model.config import ModelConfig
 from glassformer.model.decoder import DecoderLM, build_model
+from glassformer.threads import one_thread
 
 INITS = ("library", "xavier")
 
 
 def stack_config(n_layers: int, pre_norm: bool, d_model: int = 32, vocab_size: int = 65,
                  n_ctx: int = 32) -> ModelConfig:
-    """A small course-family model: LayerNorm + GELU MLP + learned positions, as in GPT-2 and the
-    2017 Transformer, with no dropout; only `pre_norm` and the depth vary."""
+    """A small course-family model: LayerNorm + GELU MLP + learned positions, as in GPT-2 (the 2017
+    Transformer had ReLU and sinusoidal positions), with no dropout; only `pre_norm` and the depth vary."""
     return ModelConfig(family="course", vocab_size=vocab_size, n_ctx=n_ctx, d_model=d_model, n_layers=n_layers,
                        n_heads=4, position="learned", norm="layernorm", mlp="gelu", pre_norm=pre_norm, dropout=0.0)
 
 
 def xavier_init(model: DecoderLM) -> None:
     """Re-initialise every weight matrix with Glorot/Xavier normal (std = sqrt(2 / (in + out))), the
-    2017 Transformer's choice, instead of the library's GPT-2 scheme (std 0.02, output projections
-    scaled by 1 / sqrt(2L))."""
+    initialisation Xiong et al. (2020) assume in their pre-norm/post-norm analysis, instead of the
+    library's GPT-2 scheme (std 0.02, output projections scaled by 1 / sqrt(2L))."""
     for name, p in model.named_parameters():
         if p.dim() == 2 and "positions" not in name:
             torch.nn.init.xavier_normal_(p)
@@ -75,22 +76,21 @@ def layer_gradient_norms(n_layers: int, pre_norm: bool, d_model: int = 32, seeds
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     total = [0.0] * n_layers
     config = stack_config(n_layers, pre_norm, d_model, n_ctx=n_tokens)
-    # Matrices this small run fastest on one thread; several threads on a busy 2-core machine
-    # measured ~30x slower here (98 s vs 2.9 s for a full sweep). The thread count is restored afterwards.
-    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
-    torch.set_num_threads(1)
+    # Matrices this small run fastest on one thread (glassformer/threads.py); several threads on a
+    # busy 2-core machine measured ~30x slower here (98 s vs 2.9 s for a full sweep).
+    rng = torch.random.get_rng_state()
     try:
-        for seed in range(seeds):
-            torch.manual_seed(seed)
-            model = build_model(config)
-            if init == "xavier":
-                xavier_init(model)
-            gen = torch.Generator().manual_seed(seed)
-            ids = torch.randint(0, config.vocab_size, (batch, n_tokens + 1), generator=gen)   # (B, T+1)
-            for i, g in enumerate(block_gradient_norms(model, ids)):
-                total[i] += g / seeds
+        with one_thread():
+            for seed in range(seeds):
+                torch.manual_seed(seed)
+                model = build_model(config)
+                if init == "xavier":
+                    xavier_init(model)
+                gen = torch.Generator().manual_seed(seed)
+                ids = torch.randint(0, config.vocab_size, (batch, n_tokens + 1), generator=gen)   # (B, T+1)
+                for i, g in enumerate(block_gradient_norms(model, ids)):
+                    total[i] += g / seeds
     finally:
-        torch.set_num_threads(threads)
         torch.random.set_rng_state(rng)
     return tuple(total)
 

@@ -3,7 +3,7 @@
 A web page (chapter 9 of the course) starts real training runs. The page must never wait for
 training, and two learners must not start two runs that fight over the same CPU cores, so:
 
-- the run is a separate process, `python -m glassformer.live_training <run folder> <lock> <train
+- the run is a separate process, `python -m glassformer.course.live_training <run folder> <lock> <train
   arguments>`, which runs exactly `glassformer train <train arguments>`; its output goes to
   <run folder>/train.log and its exit status to <run folder>/exit.json;
 - a lock file holds the running process's pid; a lock whose process is gone is stale, and free;
@@ -62,7 +62,7 @@ def _alive(pid: int) -> bool:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return False
-        return state != "Z" and "glassformer.live_training" in cmdline
+        return state != "Z" and "glassformer.course.live_training" in cmdline
     return True
 
 
@@ -113,7 +113,7 @@ def launch(data_dir: str | Path, folder: str | Path, train_args: list[str], *, r
         (folder / "exit.json").unlink(missing_ok=True)
         args = ["--out", str(folder), "--no-progress", *(["--resume"] if resume else []), *train_args]
         with (folder / "train.log").open("a") as log:
-            child = subprocess.Popen([sys.executable, "-m", "glassformer.live_training", str(folder), str(path), *args],
+            child = subprocess.Popen([sys.executable, "-m", "glassformer.course.live_training", str(folder), str(path), *args],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1",
                                           **({"OMP_NUM_THREADS": str(threads)} if threads else {})})
@@ -246,3 +246,17 @@ EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
 def experiment_args(name: str) -> list[str]:
     """The `glassformer train` arguments of experiment `name` (see EXPERIMENTS)."""
     return EXPERIMENT_BASE + EXPERIMENTS[name][1]
+
+
+def fingerprint(data_dir: str | Path, folders: list[str | Path]) -> tuple:
+    """Changes whenever a run starts or ends or writes a metric: a page polls this cheaply and redraws
+    its charts only when it changes."""
+    parts: list = [json.dumps(running(data_dir), sort_keys=True)]
+    for folder in map(Path, folders):
+        for name in ("metrics.jsonl", "exit.json"):
+            try:
+                st = (folder / name).stat()
+                parts.append((str(folder), name, st.st_size, st.st_mtime_ns))
+            except OSError:
+                parts.append((str(folder), name, None))
+    return tuple(parts)
