@@ -30,7 +30,7 @@ def require_chromium() -> None:
 def wait_for_chapter(page, timeout: float = 90) -> None:
     """Until the quiz's score line (one of the last cells) has rendered, plus a moment for the rest."""
     page.wait_for_selector("text=/Score: \\d+ of \\d+ correct/", timeout=timeout * 1000)
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(500)
 
 
 def assert_clean(page, where: str) -> None:
@@ -41,7 +41,12 @@ def assert_clean(page, where: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    """marimo scrolls inside its own container, so a tall viewport stands in for a full-page shot."""
+    """A screenshot to look at (out/screenshots/). Skipped in CI (CI=true), where nobody opens it and
+    it costs a second or two per page; GLASSFORMER_SCREENSHOTS=1 or 0 forces either way. marimo
+    scrolls inside its own container, so a tall viewport stands in for a full-page shot."""
+    default = "0" if os.environ.get("CI") == "true" else "1"
+    if os.environ.get("GLASSFORMER_SCREENSHOTS", default) == "0":
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.bring_to_front()
     height = page.evaluate("() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")

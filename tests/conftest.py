@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,3 +58,54 @@ def page(browser):
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
     yield pg
     context.close()
+
+
+# The headless chapter runs (tests/test_course.py): two subprocesses started with the session.
+
+class Headless:
+    """The chapters `keys` run headless in one subprocess (tests/run_chapters.py), started at once;
+    `results()` waits for it: key -> {"ok", "error", "warnings", "seconds"}. Its output goes to files
+    in `folder` (a pipe nobody reads while the tests run could fill up and stall it)."""
+
+    def __init__(self, folder: Path, keys: list[str], model: str | None = None, env: dict | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
+        command = [sys.executable, str(Path(__file__).parent / "run_chapters.py"),
+                   *(["--model", model] if model else []), *keys]
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True,
+                                         env={**os.environ, "GLASSFORMER_DATA": str(folder / "data"),
+                                              "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
+        self._results: dict | None = None
+
+    def results(self) -> dict:
+        import json
+
+        if self._results is None:
+            self.proc.wait(timeout=600)
+            assert self.proc.returncode == 0, self.err.read_text()[-3000:]
+            self._results = json.loads(self.out.read_text().strip().splitlines()[-1])
+        return self._results
+
+
+@pytest.fixture(scope="session", autouse=True)
+def headless_runs(request, tmp_path_factory):
+    """Both headless runs, started together (each on one thread: on 2 cores the two overlap):
+    every built chapter and the template on the default (course) model, and every built chapter
+    with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
+    selected test needs them, so they run while the first tests wait on the browser."""
+    if not any({"headless", "headless_bpe"} & set(item.fixturenames) for item in request.session.items):
+        yield None
+        return
+    from glassformer.course import catalog
+    from hf_models import make_gpt2_cache
+
+    built = [c.key for c in catalog.CHAPTERS if c.built]
+    root = tmp_path_factory.mktemp("headless")
+    hub = make_gpt2_cache(root / "bpe")
+    runs = {"course": Headless(root / "course", built + ["template"]),
+            "bpe": Headless(root / "bpe", built, model="gpt2", env={"HF_HUB_CACHE": str(hub)})}
+    yield runs
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()

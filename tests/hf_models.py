@@ -53,3 +53,23 @@ def _randomize(model) -> None:
         for name, p in model.named_parameters():
             if name.endswith("bias") or "norm" in name or "ln_" in name:
                 p.add_(torch.randn_like(p) * 0.1)
+
+
+def make_gpt2_cache(root: Path) -> Path:
+    """A tiny random GPT-2 with a byte-level BPE tokenizer, laid out in a Hugging Face cache under
+    root/hub with the hub id "gpt2", so the picker's GPT-2 path runs offline. Returns the cache dir."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(["To be, or not to be: that is the question.\n"] * 50 +
+                                  ["Whether 'tis nobler in the mind to suffer"] * 50, trainer)
+    snapshot = root / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
+    save_gpt2(snapshot, vocab_size=tokenizer.get_vocab_size(), n_positions=64)
+    tokenizer.save(str(snapshot / "tokenizer.json"))
+    (root / "hub" / "models--gpt2" / "refs").mkdir()
+    (root / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
+    return root / "hub"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -24,14 +23,16 @@ def test_the_built_chapters():
     assert [c.key for c in BUILT] == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "A", "B"]
 
 
+@pytest.fixture(scope="session")
+def headless(headless_runs):
+    return headless_runs["course"].results()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", BUILT + [catalog.TEMPLATE], ids=[c.key for c in BUILT] + ["template"])
-def test_chapter_runs_as_a_script(chapter):
-    path = catalog.CHAPTER_DIR / chapter.module
-    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+def test_chapter_runs_as_a_script(chapter, headless):
+    result = headless[chapter.key]
+    assert result["ok"], result["error"]
 
 
 @pytest.mark.parametrize("text", ["", "x" * 5000, "emoji 🙂 中文 \x00\x07 control", "ü ß é ñ"])
@@ -68,28 +69,14 @@ def test_home_page_marks_unbuilt_chapters_as_coming():
 
 @pytest.fixture
 def cached_gpt2(tmp_path, monkeypatch):
-    """A tiny random GPT-2 with a byte-level BPE tokenizer, laid out in a Hugging Face cache
-    under the hub id "gpt2", so the picker's GPT-2 path runs offline."""
-    from hf_models import save_gpt2
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from hf_models import make_gpt2_cache
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tokenizer.train_from_iterator(["To be, or not to be: that is the question.\n"] * 50 +
-                                  ["Whether 'tis nobler in the mind to suffer"] * 50, trainer)
-    snapshot = tmp_path / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
-    save_gpt2(snapshot, vocab_size=tokenizer.get_vocab_size(), n_positions=64)
-    tokenizer.save(str(snapshot / "tokenizer.json"))
-    (tmp_path / "hub" / "models--gpt2" / "refs").mkdir()
-    (tmp_path / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub = make_gpt2_cache(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     import huggingface_hub.constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    return tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    return hub
 
 
 def test_a_cached_hub_model_is_offered_and_loads_offline(cached_gpt2):
@@ -112,17 +99,18 @@ def test_a_cached_hub_model_is_offered_and_loads_offline(cached_gpt2):
     assert hub_tokenizer("gpt2").encode(text) == loaded.tokenizer.encode(text)
 
 
+@pytest.fixture(scope="session")
+def headless_bpe(headless_runs):
+    return headless_runs["bpe"].results()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", BUILT, ids=[c.key for c in BUILT])
-def test_chapter_runs_on_a_bpe_model(chapter, cached_gpt2):
+def test_chapter_runs_on_a_bpe_model(chapter, headless_bpe):
     """The chapters' BPE-model paths (multi-byte tokens, a 64-token context) run without an error."""
-    store.set_setting("model", "gpt2")
-    path = catalog.CHAPTER_DIR / chapter.module
-    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert "could not load" not in result.stderr, result.stderr[-3000:]  # no silent fall back to `course`
+    result = headless_bpe[chapter.key]
+    assert result["ok"], result["error"]
+    assert not [w for w in result["warnings"] if "could not load" in w], result["warnings"]  # no silent fall back
 
 
 def test_quiz_options_are_shuffled_so_the_answer_position_is_no_hint():

@@ -173,7 +173,7 @@ def _(mo):
 
 @app.cell
 def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
-    _n = min(48, model.config.n_ctx - len(prompt_ids))
+    _n = min(32, model.config.n_ctx - len(prompt_ids))
     _rows = [(f"{loaded.name} (this page's model)", len(prompt_ids), _n, cache_comparison(model, prompt_ids, _n))]
     if gpt2_button.value:
         from glassformer.model import build_model, preset
@@ -495,7 +495,7 @@ def _(common, guesses, mo, prompt_box, speculative, time, torch):
     _target = load_model("course")
     _draft = load_model(str(DRAFT_MODEL_DIR))
     _spec_prompt = common.prepare(_target, prompt_box.value, max_tokens=96).ids
-    _n = 96
+    _n = 64
     with torch.inference_mode():
         speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, 4, k=guesses.value)  # warm-up
         _t0 = time.perf_counter()
