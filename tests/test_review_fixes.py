@@ -205,7 +205,7 @@ def test_the_trace_command_caps_the_length_with_a_notice(monkeypatch, capsys):
 def test_ddp_ranks_agree_to_stop(tmp_path, case):
     args = ["--preset", "tiny", "--max-steps", "100000", "--batch-size", "8", "--dtype", "fp32", "--n-ctx", "32",
             "--eval-interval", "100000", "--checkpoint-interval", "100000", "--no-progress"]
-    args += ["--time-limit", "4"] if case == "time-limit" else ["--lr", "1e6", "--grad-clip", "0", "--warmup-steps", "1"]
+    args += ["--time-limit", "1.5"] if case == "time-limit" else ["--lr", "1e6", "--grad-clip", "0", "--warmup-steps", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = tmp_path / "logs"
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

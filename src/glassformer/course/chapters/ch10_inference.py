@@ -587,7 +587,7 @@ def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, 
     _val = _split(torch.tensor(_course.tokenizer.encode(_load_text()[0], errors="skip")))[1]
 
     def val_loss(net, whole: bool) -> float:
-        return _evaluate(net, _val, None if whole else 4)
+        return _evaluate(net, _val, None if whole else 2)
 
     _whole = int8_button.value
     _fp32_loss, _int8_loss = val_loss(_course.model, _whole), val_loss(_int8, _whole)
@@ -609,7 +609,7 @@ def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, 
                        "here int8 saves memory but is not a speed path."))
     mo.vstack([
         mo.md(f"| course model | bytes of weights | read per token | validation loss "
-              f"({'whole split' if _whole else f'4 batches of 32 × {_course.model.config.n_ctx} characters'}) "
+              f"({'whole split' if _whole else f'2 batches of 32 × {_course.model.config.n_ctx} characters'}) "
               f"| tokens/s (greedy, 48) |\n|---|---|---|---|---|\n"
               f"| fp32 | {_fp32_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_course.model) / 1024:,.0f} KiB | "
               f"{_fp32_loss:.4f} | {_fp32_speed:,.0f} |\n"
