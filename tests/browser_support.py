@@ -58,3 +58,13 @@ def shot(page, name: str) -> None:
 def svg_text(page, contains: str) -> str:
     """The markup of the first chart whose title contains `contains`."""
     return page.locator(f"svg:has-text('{contains}')").first.inner_html()
+
+
+def wait_until(page, condition, what: str, timeout: float = 30) -> None:
+    """Poll `condition()` every 100 ms until it holds; fail with `what` after `timeout` seconds."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        page.wait_for_timeout(100)
+    assert condition(), f"timed out: {what}"

@@ -3,22 +3,12 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from browser_support import assert_clean, shot, wait_for_chapter
+from browser_support import assert_clean, shot, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, check, seconds: float = 30) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        page.wait_for_timeout(100)
-    return check()
 
 
 def test_chapter_2_token_choice_and_bigram_retraining(server, page):
@@ -38,7 +28,7 @@ def test_chapter_2_token_choice_and_bigram_retraining(server, page):
     select = page.locator("select", has=page.locator("option", has_text="(id ")).first
     select.select_option(label=next(o for o in select.locator("option").all_inner_texts() if o.startswith("0: ")))
     title = f"nearest neighbours of '{first}'"
-    assert wait_until(page, lambda: page.locator(f"svg:has-text(\"{title}\")").count() > 0), "chart did not redraw"
+    wait_until(page, lambda: page.locator(f"svg:has-text(\"{title}\")").count() > 0, "chart did not redraw")
     best, cosine = embedding_space.nearest(table, course.tokenizer.ids[first], 1)[0]
     page.wait_for_selector(f"text=Its nearest neighbour is {token_label(course.tokenizer.token_bytes(best))} "
                            f"with cosine {cosine:.3f}", timeout=10_000)

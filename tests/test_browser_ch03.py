@@ -3,22 +3,12 @@ extrapolation chart measured on the page."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from browser_support import assert_clean, shot, svg_text, wait_for_chapter
+from browser_support import assert_clean, shot, svg_text, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, check, what: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def press(page, slider_index: int, key: str, times: int) -> None:

@@ -5,20 +5,12 @@ changes the measured bytes."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from browser_support import assert_clean, shot, svg_text, wait_for_chapter
+from browser_support import assert_clean, shot, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, condition, what: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not condition():
-        page.wait_for_timeout(100)
-    assert condition(), what
 
 
 def test_chapter_5_head_switch_layer_grid_and_kv_slider(server, page):

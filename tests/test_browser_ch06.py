@@ -5,21 +5,13 @@ the dropout table shows eval mode is deterministic."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import torch
 
-from browser_support import assert_clean, shot, svg_text, wait_for_chapter
+from browser_support import assert_clean, shot, svg_text, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, condition, what: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not condition():
-        page.wait_for_timeout(100)
-    assert condition(), what
 
 
 def test_chapter_6_step_through_the_block(server, page):

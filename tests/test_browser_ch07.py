@@ -6,20 +6,12 @@ accuracy is the library's own number."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from browser_support import assert_clean, shot, wait_for_chapter
+from browser_support import assert_clean, shot, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, condition, what: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not condition():
-        page.wait_for_timeout(100)
-    assert condition(), what
 
 
 def test_chapter_7_lens_focus_reverser_input_and_accuracy(server, page):

@@ -4,20 +4,12 @@ when its slider moves, and the k slider re-runs speculative decoding with the li
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from browser_support import assert_clean, shot, wait_for_chapter
+from browser_support import assert_clean, shot, wait_for_chapter, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_until(page, condition, what: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not condition():
-        page.wait_for_timeout(100)
-    assert condition(), what
 
 
 def test_chapter_10_tile_walk_and_speculative_k(server, page):
