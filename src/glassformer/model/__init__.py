@@ -22,6 +22,14 @@ Modules, in the order a token meets them:
     block      one Transformer block: norm -> attention -> add -> norm -> MLP -> add
     families   the model families as data (GPT-2, Llama, Qwen3, course) and their checkpoint layouts
     decoder    the decoder-only language model every family is built as
+
+Beside the decoder, for the chapters that take it apart or run it faster:
+    attention_steps  one query's scores, mask, softmax and weighted sum, step by step
+    cross_attention  attention from one sequence to another (q from the decoder, k/v from the encoder)
+    seq2seq          a small encoder-decoder built from the same blocks
+    tiled_attention  online-softmax attention over tiles, never forming the T x T matrix
+    sliding_window   attention limited to the last w positions, applied through the hooks
+    quantize         int8 weight-only quantization per output channel
 """
 
 from glassformer.model.config import ModelConfig, PRESETS, preset

@@ -27,7 +27,7 @@ from glassformer.model.block import Block
 from glassformer.model.config import ModelConfig
 from glassformer.model.embedding import Embed, Unembed
 from glassformer.model.families import FAMILIES
-from glassformer.model.hooks import HOOK_NAMES, HookFn, HookPoint, Trace, attached, hook_names, select_names
+from glassformer.model.hooks import HOOK_NAMES, HookFn, HookPoint, Trace, attach, hook_names, select_names
 from glassformer.model.mlp import make_mlp
 from glassformer.model.norm import make_norm
 from glassformer.model.position import Rotary, alibi_bias, alibi_slopes, make_positions
@@ -104,21 +104,8 @@ class DecoderLM(nn.Module):
             with model.hooks({"blocks.0.attn.z": ablate_head_2}):
                 logits = model(ids)
         """
-        table = attached()  # this thread's attachments only
-        added: list[tuple[HookPoint, HookFn]] = []
-        try:
-            for pattern, fn_or_fns in fns.items():
-                fn_list = [fn_or_fns] if callable(fn_or_fns) else list(fn_or_fns)
-                for name in select_names(self.hook_points, pattern):
-                    for fn in fn_list:
-                        table.setdefault(self.hook_points[name], []).append(fn)
-                        added.append((self.hook_points[name], fn))
+        with attach(self.hook_points, fns):  # this thread's attachments only
             yield
-        finally:
-            for point, fn in added:
-                table[point].remove(fn)
-                if not table[point]:
-                    del table[point]
 
     def trace_bytes(self, names: Iterable[str] | str | None, n_tokens: int, batch: int = 1,
                     n_keys: int | None = None) -> int:

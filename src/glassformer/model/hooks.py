@@ -17,6 +17,7 @@ The names follow one scheme, listed in HOOK_NAMES below with their shapes.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import threading
@@ -162,3 +163,24 @@ def select_names(available: Iterable[str], patterns: Iterable[str] | str | None)
             raise UnknownName(f"no hook point matches {pattern!r}{hint}")
         chosen.extend(n for n in matched if n not in chosen)
     return [n for n in available if n in chosen]  # keep forward order
+
+
+@contextlib.contextmanager
+def attach(points: Mapping[str, "HookPoint"], fns: Mapping[str, HookFn | Iterable[HookFn]]) -> Iterator[None]:
+    """Attach functions to the hook points `points` (name -> point) matching each key of `fns`
+    (a name or a glob), in this thread only, for the duration of a `with` block."""
+    table = attached()
+    added: list[tuple[HookPoint, HookFn]] = []
+    try:
+        for pattern, fn_or_fns in fns.items():
+            fn_list = [fn_or_fns] if callable(fn_or_fns) else list(fn_or_fns)
+            for name in select_names(points, pattern):
+                for fn in fn_list:
+                    table.setdefault(points[name], []).append(fn)
+                    added.append((points[name], fn))
+        yield
+    finally:
+        for point, fn in added:
+            table[point].remove(fn)
+            if not table[point]:
+                del table[point]

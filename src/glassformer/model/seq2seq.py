@@ -35,7 +35,7 @@ from glassformer.model.attention import Attention, causal_mask
 from glassformer.model.block import Block
 from glassformer.model.cross_attention import BidirectionalAttention, CrossAttention
 from glassformer.model.embedding import Embed, Unembed
-from glassformer.model.hooks import HookFn, HookPoint, Trace, attached, select_names
+from glassformer.model.hooks import HookFn, HookPoint, Trace, attach, select_names
 from glassformer.model.mlp import make_mlp
 from glassformer.model.norm import make_norm
 from glassformer.model.position import LearnedPositions
@@ -179,20 +179,9 @@ class EncoderDecoder(nn.Module):
     # The same hook machinery as the decoder-only model (hooks.py): attach for a `with` block.
     @contextlib.contextmanager
     def hooks(self, fns: Mapping[str, HookFn | Iterable[HookFn]]) -> Iterator[None]:
-        table = attached()
-        added: list[tuple[HookPoint, HookFn]] = []
-        try:
-            for pattern, fn_or_fns in fns.items():
-                for name in select_names(self.hook_points, pattern):
-                    for fn in ([fn_or_fns] if callable(fn_or_fns) else list(fn_or_fns)):
-                        table.setdefault(self.hook_points[name], []).append(fn)
-                        added.append((self.hook_points[name], fn))
+        """Attach functions to hook points (names or globs) for a `with` block, as DecoderLM.hooks does."""
+        with attach(self.hook_points, fns):
             yield
-        finally:
-            for point, fn in added:
-                table[point].remove(fn)
-                if not table[point]:
-                    del table[point]
 
     def run_with_trace(self, source: torch.Tensor, target: torch.Tensor,
                        names: Iterable[str] | str | None = None) -> tuple[torch.Tensor, Trace]:

@@ -38,7 +38,8 @@ def _(mo):
     id 42 in any useful sense. So the very first thing a Transformer does is swap every id for a
     list of numbers, a vector, by reading one row of a big table, the **embedding table**. Each row
     is the token's **embedding**. Nobody writes these rows by hand: they start random and training
-    moves them, so that tokens that behave alike end up with vectors that point alike.
+    moves them, and tokens that behave alike tend to end up with vectors that point alike (this
+    chapter measures how far that holds).
 
     The very last thing the model does is the reverse trip: turn a vector back into one score per
     vocabulary entry (the logits of chapter 8). Between the two sit the attention and MLP blocks
@@ -77,6 +78,12 @@ def _(D, V, loaded, mo, prepared, table, torch):
     _one_hot = torch.zeros(V)
     _one_hot[_t] = 1.0
     _diff = (_one_hot @ table - table[_t]).abs().max().item()
+    _pos_kind = {"rope": "RoPE", "alibi": "ALiBi"}.get(loaded.model.config.position, loaded.model.config.position)
+    _adds = (f" This model also adds a vector for each *position* ({_pos_kind} positions, chapter 3) to its "
+             "token's row in the same step: the `if self.positions` lines below."
+             if loaded.model.embed.positions is not None else
+             f" This model's positions ({_pos_kind}) are not added here: chapter 3 shows where they act."
+             if _pos_kind != "none" else "")
     mo.md(rf"""
     ## The embedding table is a lookup
 
@@ -92,8 +99,8 @@ def _(D, V, loaded, mo, prepared, table, torch):
     and `E[{_t}]` is {_diff:g}.
 
     On your text the embedding step turns {len(prepared.ids)} ids into a
-    $[1, {len(prepared.ids)}, {D}]$ tensor: one row of $E$ per token. Here is the library's code,
-    the line that does the lookup highlighted:
+    $[1, {len(prepared.ids)}, {D}]$ tensor: one row of $E$ per token.{_adds} Here is the library's
+    code, the line that does the lookup highlighted:
     """)
     return
 
@@ -117,7 +124,8 @@ def _(embedding_space, mo, prepared, tok):
     ## One token's vector, and its neighbours
 
     Pick a token of your text. The strip shows its vector, one cell per dimension (hover for the
-    number), with the vectors of its nearest neighbours under it. Two vectors are compared by
+    number), with the vectors of its three nearest neighbours under it; the bar chart lists as many
+    neighbours as the slider asks for. Two vectors are compared by
     **cosine similarity**, the cosine of the angle between them:
 
     $$\cos(a, b) = \frac{a \cdot b}{\lVert a \rVert\, \lVert b \rVert}$$
