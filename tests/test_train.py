@@ -166,3 +166,17 @@ def test_any_utf8_corpus_can_be_used(tmp_path):
     summary = train(train_preset("tiny", **{**FAST, "max_steps": 10}), tmp_path / "run", corpus=corpus, progress=False)
     _, tok, _ = load_model_folder(tmp_path / "run")
     assert tok.vocab_size == len(set(text)) and summary["steps"] == 10
+
+
+def test_resume_keeps_the_precision_the_run_started_in(tmp_path, monkeypatch):
+    """`auto` is decided again by timing on resume; a near-threshold timing must not switch a run's
+    precision half-way (the resumed steps would no longer equal an uninterrupted run's)."""
+    from glassformer import train as train_module
+
+    cfg = train_preset("tiny", **{**FAST, "max_steps": 20})
+    monkeypatch.setattr(train_module, "agreed_dtype", lambda requested: "fp32")
+    train(cfg, tmp_path / "run", progress=False)
+    monkeypatch.setattr(train_module, "agreed_dtype", lambda requested: "bf16")   # the timing now says bf16
+    run, state = train_module.start_or_resume(dataclasses.replace(cfg, max_steps=30), tmp_path / "run", None,
+                                              resume=True)
+    assert state.step == 20 and run.dtype == "fp32"

@@ -358,6 +358,11 @@ def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resu
                          f"x {world} processes")
 
     dtype = agreed_dtype(cfg.dtype)
+    if meta is not None and cfg.dtype == "auto" and meta.get("dtype") in DTYPES and meta["dtype"] != dtype:
+        # Continue in the precision the run started in (bit for bit), unless that is bf16 on a CPU
+        # without native bf16, where it would be hundreds of times slower.
+        if meta["dtype"] == "fp32" or cpu_capability().native_bf16:
+            dtype = meta["dtype"]
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).train()
     ns_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
@@ -452,8 +457,9 @@ def agree_to_stop(run: Run, state: TrainState, loss: float, time_limit: float | 
 def fit_to_budget(run: Run, state: TrainState, seconds_per_step: float) -> None:
     """Set max_steps so the run ends within cfg.time_budget at `seconds_per_step`.
 
-    First done during warmup (at step BUDGET_CALIBRATION_STEPS[1] < warmup_steps, so no learning
-    rate already used changes), from the median step time; then again at every evaluation, from
+    First done at step BUDGET_CALIBRATION_STEPS[1], from the median step time (for presets whose
+    warmup is longer than that, such as `course`, no learning rate already used changes; a shorter
+    warmup, as in `live`, has already begun its decay); then again at every evaluation, from
     the average time per step since the previous fit (evaluations included), so a machine that
     slows down mid-run still finishes on time. Every rank takes rank 0's answer."""
     cfg = run.cfg

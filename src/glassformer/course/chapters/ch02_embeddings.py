@@ -208,7 +208,8 @@ def _(cluster_results, labels, loaded, mo, model_name, rows_note):
         if r is None:
             return "cannot be measured"
         closer = r.within_a > r.between
-        return ("yes: " if closer and r.nearest_same > 2 * r.nearest_chance else
+        often = r.nearest_same > 2 * r.nearest_chance or r.nearest_same == 1.0   # 100% counts even if chance > 50%
+        return ("yes: " if closer and often else
                 "weakly: " if closer else "no: ") + (
             f"{r.within_a:.2f} among themselves vs {r.between:.2f} to the others")
 
@@ -230,8 +231,8 @@ def _(cluster_results, labels, loaded, mo, model_name, rows_note):
     between two different members of group A, the same inside group B, the mean cosine between a
     member of A and a member of B, and how often a member of A has its nearest neighbour (among A and
     B together) inside A, beside what random neighbours would give. "Yes" below means A's members
-    are closer to each other than to B's and find their nearest neighbour in A at least twice as
-    often as chance.
+    are closer to each other than to B's and find their nearest neighbour in A more than twice as
+    often as chance (or every time: when chance is above one half, twice chance is out of reach).
 
     | question | sizes (A vs B) | within A | within B | between | A's nearest neighbour in A | clusters? |
     |---|---|---|---|---|---|---|
@@ -280,6 +281,7 @@ def _(D, V, alt, chosen, classes, embedding_space, labels, mo, shown, shown_tabl
 def _(code_panel, embedding_space, mo):
     mo.accordion({"pca_2d, token_classes and group_similarity (glassformer/analysis/embedding_space.py)":
                   mo.vstack([code_panel(embedding_space.pca_2d, highlight="svd"),
+                             code_panel(embedding_space.token_classes),
                              code_panel(embedding_space.group_similarity)])})
     return
 
@@ -290,14 +292,15 @@ def _(mo):
     ## The linear layer
 
     Almost every learned computation in a Transformer is a **linear layer**: multiply a vector by a
-    weight matrix and add a **bias** vector. With an input $x$ of width $n$, a matrix $W$ of shape
+    weight matrix and add a **bias** vector (many models leave the bias out). With an input $x$ of width $n$, a matrix $W$ of shape
     $n \times m$ and a bias $b$ of width $m$, output number $j$ is a weighted sum of all inputs:
 
     $$y = xW + b, \qquad y_j = \sum_{i=1}^{n} x_i W_{ij} + b_j$$
 
-    Column $j$ of $W$ holds the weights of output $j$: the output is large when $x$ points the
-    same way as that column. Here is glassformer's `Linear`, the class every projection in the model
-    uses (queries, keys, values, the MLP), and below a small one with random weights run on a
+    Column $j$ of $W$ holds the weights of output $j$: output $j$ is the dot product of $x$ with that
+    column (plus $b_j$), large when $x$ points the same way as the column. Here is glassformer's
+    `Linear`, the class every projection inside the blocks uses (queries, keys and values,
+    attention's output, the MLP), and below a small one with random weights run on a
     random input. Change the seed: every number is recomputed by the layer itself.
     """)
     return
@@ -388,7 +391,9 @@ def _(D, V, loaded, mo, prepared, torch):
 @app.cell
 def _(DecoderLM, Unembed, code_panel, mo):
     mo.accordion({"Unembed (glassformer/model/embedding.py) and where DecoderLM ties it":
-                  mo.vstack([code_panel(Unembed.forward, highlight="x @ self.weight.t()"),
+                  mo.vstack([code_panel(Unembed.forward, highlight=("x @ self.weight.t()", "x @ self.transposed()"),
+                                        note="Both lines compute x Eᵀ; the page runs without gradients, so the "
+                                             "second one (a cached transposed copy) produced the logits above."),
                              code_panel(DecoderLM.__init__, highlight="self.unembed.weight = self.embed.tok.weight",
                                         note="Tying assigns one Parameter object to both places, so a training "
                                              "step that changes one changes the other.")])})
@@ -408,7 +413,8 @@ def _(mo):
 
     It cannot see anything earlier than the current token, so after `q` it can learn that `u` is
     likely, but it gives the same prediction after every `e`, whatever word the `e` is in. Below it
-    is trained live on TinyShakespeare with the same loop as the big model (random windows of text,
+    is trained live on TinyShakespeare (when the chosen model's vocabulary is small enough to train in
+    seconds) with the same loop as the big model (random windows of text,
     cross-entropy loss, backpropagation, an optimizer step: AdamW here), then compared with the full
     Transformer. The gap between the two is what attention and the blocks buy.
 
@@ -449,8 +455,8 @@ def _(D, V, load_text, loaded, mo, tok, torch, train_val_split):
         f"training position and hold {2 * V * bigram_width:,} weights; one step of 1,024 positions takes about "
         f"6 × 1,024 × {V:,} × {bigram_width} = {6 * 1024 * V * bigram_width / 1e9:.0f} billion arithmetic "
         f"operations (forward and backward) in the output layer alone, {200 * 6 * 1024 * V * bigram_width / 1e12:.1f} "
-        "trillion for 200 steps: minutes "
-        "on a CPU, not seconds, so this page does not train one. Pick the course model to see it trained live."),
+        f"trillion for 200 steps. This page trains bigrams live only for vocabularies of up to "
+        f"{BIGRAM_MAX_VOCAB:,} tokens, so it does not train one here. Pick the course model to see it trained live."),
         kind="info")
     _controls
     return bigram_width, can_train, corpus_note, retrain, steps_slider, train_ids, val_ids
@@ -505,7 +511,8 @@ def _(alt, bigram_run, full_probs, loaded, mo, predict_at, prepared, token_label
         _full = full_probs[_pos]                                           # (V,)
         _big = bigram_run.model.next_token_probs(_here)                    # (V,)
         _label = lambda i: token_label(tok.token_bytes(i))  # noqa: E731
-        _context = "".join(_label(i) for i in prepared.ids[max(0, _pos - 24):_pos + 1]).replace("`", "'")
+        _context = ("…" if _pos > 24 else "") + "".join(
+            _label(i) for i in prepared.ids[max(0, _pos - 24):_pos + 1]).replace("`", "'")
         _shown = list(dict.fromkeys(_full.argsort(descending=True)[:8].tolist() +
                                     _big.argsort(descending=True)[:8].tolist()))
         _shown.sort(key=lambda i: -float(_full[i] + _big[i]))
@@ -528,10 +535,12 @@ def _(alt, bigram_run, full_probs, loaded, mo, predict_at, prepared, token_label
                    f"{_big[prepared.ids[_pos + 1]].item():.1%}, the full model "
                    f"{_full[prepared.ids[_pos + 1]].item():.1%}." if _pos + 1 < len(prepared.ids) else "")
         _out = mo.vstack([
-            mo.md(f"Text up to position {_pos}: `…{_context}`. Bars: the tokens either model ranks in its top 8."),
+            mo.md(f"Text up to position {_pos}: `{_context}`. Bars: the tokens either model ranks in its top 8."),
             mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
-            mo.md(f"The bigram's favourite is `{_label(_tb)}` ({_big[_tb].item():.1%}); the full model's is "
-                  f"`{_label(_tf)}` ({_full[_tf].item():.1%}), to which the bigram gives {_big[_tf].item():.1%}."
+            mo.md((f"Both models' favourite is `{_label(_tb)}`: the bigram gives it {_big[_tb].item():.1%}, the full "
+                   f"model {_full[_tf].item():.1%}." if _tb == _tf else
+                   f"The bigram's favourite is `{_label(_tb)}` ({_big[_tb].item():.1%}); the full model's is "
+                   f"`{_label(_tf)}` ({_full[_tf].item():.1%}), to which the bigram gives {_big[_tf].item():.1%}.")
                   + _actual),
         ])
     _out
@@ -548,21 +557,30 @@ def _(mo):
 
 @app.cell
 def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch, train_ids, val_ids):
+    import inspect as _inspect
     _block = min(loaded.model.config.n_ctx, 256)
     _windows = eval_size.value or None
     full_val = bigram.mean_loss(loaded.model, val_ids, _block, _windows)
     _all = (len(val_ids) - 1) // _block                                # whole windows in the split
     _n = (_all if _windows is None else min(_windows, _all)) * _block  # tokens scored
-    _where = (f"the same {_n:,} tokens of the validation split (the last 10% of {corpus_note}, never trained on; "
-              + (f"{eval_size.value} windows of {_block} spread across it)" if _windows else "the whole split)"))
+    _where = (f"the same {_n:,} tokens of the validation split (the last 10% of {corpus_note}; "
+              + (f"{_n // _block} windows of {_block} spread across it)" if _windows else "the whole split)"))
+    _unseen = ((" The bigram never trained on these tokens" if bigram_run is not None else "")
+               + (", and neither did a model trained on TinyShakespeare's training split." if loaded.is_char_level
+                  and bigram_run is not None else "." if bigram_run is not None else "")
+               + ("" if loaded.is_char_level else
+                  " Careful: a BPE model trained on TinyShakespeare's training split *has* seen them, since this "
+                  "page encodes only the first slice of the text."))
     _ppl = lambda loss: torch.tensor(loss).exp().item()  # noqa: E731
     if bigram_run is None:
         _out = mo.md(f"Full model's validation loss on {_where}: {full_val:.3f} nats per token "
-                     f"(perplexity {_ppl(full_val):.1f}).")
+                     f"(perplexity {_ppl(full_val):.1f}).{_unseen}")
     else:
         _table = bigram.counts(train_ids, V)
         best = bigram.count_entropy(_table)
-        counted_val = bigram.mean_loss(bigram.CountBigram(_table), val_ids, _block, _windows)
+        _counting = bigram.CountBigram(_table)
+        _alpha = _inspect.signature(bigram.CountBigram).parameters["alpha"].default  # the smoothing it used
+        counted_val = bigram.mean_loss(_counting, val_ids, _block, _windows)
         big_val = bigram.mean_loss(bigram_run.model, val_ids, _block, _windows)
         _yours = ""
         if len(prepared.ids) >= 2:
@@ -592,18 +610,24 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
     |---|---|---|---|---|
     | counting bigram | the current token | {V * V:,} counts | {counted_val:.3f} | {_ppl(counted_val):.2f} |
     | bigram (trained above) | the current token | {_params:,} parameters | {big_val:.3f} | {_ppl(big_val):.2f} |
-    | {loaded.name} | up to {loaded.model.config.n_ctx} tokens | {loaded.model.num_params():,} parameters | {full_val:.3f} | {_ppl(full_val):.2f} |
+    | {loaded.name} | up to {_block} tokens (windows of {_block}) | {loaded.model.num_params():,} parameters | {full_val:.3f} | {_ppl(full_val):.2f} |
 
-    All measured now, on {_where}. The counting bigram is the bigram without training: count every
+    All measured now, on {_where}.{_unseen} The counting bigram is the bigram without training: count every
     pair of neighbouring tokens in the training split and predict
-    $p(b \mid a) = \text{{count}}(a\,b) / \text{{count}}(a)$. On the training text itself it scores
+    $p(b \mid a) = \text{{count}}(a\,b) / \text{{count}}(a)$ (for the validation score, {_alpha:g} is
+    added to every count first, so that a pair never seen in training gets a small probability instead
+    of 0, whose log is $-\infty$). On the training text itself, unsmoothed, it scores
     {best:.3f}, the lowest loss any bigram model can reach there (the conditional entropy of the
     counts). On the validation tokens the trained bigram scores {big_val:.3f} and the counting one
     {counted_val:.3f}, a difference of {big_val - counted_val:+.3f}: {bigram_run.steps} steps of
-    training found {"about " if abs(big_val - counted_val) < 0.02 else "not yet "}what counting finds.
+    training {"found about what counting finds" if abs(big_val - counted_val) < 0.02 else
+              "have not yet found what counting finds" if big_val > counted_val else
+              "found a bigram that predicts unseen text better than the counts do (counts of rare pairs are "
+              "noisy; the trained model squeezes every token through a few numbers, so similar tokens "
+              "share what they learn)"}.
 
-    {_verdict} The embedding table and the head alone cannot get below {best:.3f} on the text they
-    learn from, and on unseen text they land near the counting bigram's {counted_val:.3f}.{_yours}
+    {_verdict} However long it trains, the embedding table and the head alone cannot get below
+    {best:.3f} on the text they learn from.{_yours}
     """)
     _out
     return
@@ -611,8 +635,9 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
 
 @app.cell
 def _(code_panel, bigram, mo):
-    mo.accordion({"How both losses are measured: mean_loss and count_entropy (glassformer/toys/bigram.py)":
-                  mo.vstack([code_panel(bigram.mean_loss), code_panel(bigram.count_entropy)])})
+    mo.accordion({"How the losses are measured: mean_loss, CountBigram and count_entropy (glassformer/toys/bigram.py)":
+                  mo.vstack([code_panel(bigram.mean_loss), code_panel(bigram.CountBigram),
+                             code_panel(bigram.count_entropy)])})
     return
 
 
@@ -648,9 +673,10 @@ def _(alt, loaded, mo, param_count, preset):
     |---|---|---|---|---|---|---|
     {chr(10).join("    " + r for r in _rows).lstrip()}
 
-    With {_models[0][1].vocab_size:,} tokens, the {_models[0][0]} model's table holds {_shares[0]:.1%} of its parameters;
-    GPT-2's {_models[1][1].vocab_size:,}-token table holds {_shares[1]:.1%} of GPT-2, and Qwen3's
-    {_models[2][1].vocab_size:,}-token table {_shares[2]:.1%} of Qwen3-0.6B. In a small model with a big
+    With {_models[0][1].vocab_size:,} tokens, the {_models[0][0]} model's embedding table and output head
+    hold {_shares[0]:.1%} of its parameters; GPT-2's {_models[1][1].vocab_size:,}-token ones hold
+    {_shares[1]:.1%} of GPT-2, and Qwen3's {_models[2][1].vocab_size:,}-token ones {_shares[2]:.1%} of
+    Qwen3-0.6B (a tied head adds no parameters of its own). In a small model with a big
     vocabulary, a large part of what it learns is simply one vector per token.
     """), mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False)])
     return

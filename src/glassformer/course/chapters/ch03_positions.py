@@ -36,7 +36,7 @@ def _(mo):
     "Dog bites man" and "man bites dog" use the same three words; only the order differs, and the order
     is the news. A Transformer has to know where each token sits. Yet the part of it that mixes
     tokens, attention, compares tokens by their *content* only: it scores every pair by a dot product
-    and averages. Nothing in that arithmetic says which token came first. This chapter first shows that
+    and takes a weighted average by those scores. Nothing in that arithmetic says which token came first. This chapter first shows that
     blindness on your own text, then the four ways models are told about order (the
     **positional encoding**), and finally measures, on five small models that differ only in that choice,
     what happens on texts longer than any they were trained on.
@@ -84,8 +84,9 @@ def _(mo):
     had before, wherever it now stands. That is **permutation equivariance**: attention on its own
     treats the text as a bag of tokens. Two things in a real model break it. Its positional
     information, of course. And the causal mask (chapter 4), which lets token $t$ see only tokens $0..t$:
-    after a shuffle a token sees a different set of neighbours. Even then, the *last* token sees all
-    of them, in any order, so its output cannot change when only the tokens before it are shuffled.
+    after a shuffle a token sees a different set of neighbours. Even with the mask (but no positions),
+    the *last* token sees all of them, in any order, so its output cannot change when only the tokens
+    before it are shuffled.
 
     Below, the chosen model's own first attention layer runs on your text twice, as written and
     with every token but the last shuffled, in four settings. The library function
@@ -223,7 +224,9 @@ def _(alt, cfg, line_chart, math, mo, pair, pos_lib, table_width):
                         title=f"pair {pair.value}: dimensions {2 * pair.value} and {2 * pair.value + 1}",
                         width=520, height=180)
     _note = ("" if table_width == cfg.d_model else
-             f" (The chosen model is {cfg.d_model} wide; the first {table_width} dimensions' worth is drawn.)")
+             f" (The chosen model is {cfg.d_model} wide; to stay readable the page draws the table for "
+             f"D = {table_width}, whose pairs turn at the speeds above, not the first {table_width} columns "
+             f"of a {cfg.d_model}-wide table.)")
     mo.vstack([mo.ui.altair_chart(_heatmap, chart_selection=False, legend_selection=False),
                mo.md(f"Pair {pair.value} turns by $\\omega_{{{pair.value}}}$ = {_omega:.4g} radians per position: "
                      f"a full turn every {2 * math.pi / _omega:,.1f} positions. (Pair 0 turns once every "
@@ -302,15 +305,19 @@ def _(mo):
     ## RoPE: rotate the query and the key
 
     **RoPE** (rotary position embedding, used by Llama, Qwen and the course model) adds nothing to the
-    token vectors. Inside attention, it splits each query and key into 2-D pairs, like the sinusoidal
-    table, and *rotates* pair $i$ by the angle $p\,\omega_i$ of the token's position $p$. Rotations
+    token vectors. Inside attention, it splits each query and key into 2-D pairs with frequencies built
+    like the sinusoidal table's ($\omega_i = \theta^{-2i/d_k}$, $\theta$ = 10,000 by default) and *rotates*
+    pair $i$ by the angle $p\,\omega_i$ of the token's position $p$. (Which dimensions form a pair is
+    a layout choice: this library, like Hugging Face's Llama code, pairs dimension $j$ of a head with
+    dimension $j + d_k/2$, not with its neighbour $j+1$.) Rotations
     keep lengths, and the dot product of two vectors depends only on their lengths and the angle
     between them. Rotating $q$ by $m\omega$ and $k$ by $n\omega$ changes that angle by $(n-m)\omega$:
 
     $$\big(R_{m\omega}\,q\big)\cdot\big(R_{n\omega}\,k\big) = q\cdot R_{(n-m)\omega}\,k .$$
 
     The score sees only the offset $n - m$, never the absolute positions: a **relative position**
-    comes for free, for any length. Drag $q$ and $k$ below, and choose the positions $m$ (the query's)
+    comes for free, and the formula is defined for any length (how well a model trained on short
+    texts copes with longer ones is measured at the end of this chapter). Drag $q$ and $k$ below, and choose the positions $m$ (the query's)
     and $n$ (the key's) and the frequency pair; the picture under them is what the library's
     `apply_rope` makes of them.
     """)
@@ -356,7 +363,9 @@ def _(DragVectors, cfg, mo, position_lab, qk, rope_m, rope_n, rope_pair_i, torch
     _plain = q_vec[0] * k_vec[0] + q_vec[1] * k_vec[1]
     mo.hstack([mo.ui.anywidget(_rotated), mo.md(
         f"Pair {rope_pair_i.value} of a head {cfg.head_dim} wide turns by ω = {rope_omega:.4g} rad per position "
-        f"(θ = {cfg.rope_theta:g}).\n\n"
+        f"(θ = {cfg.rope_theta:g})."
+        + ("" if cfg.position == "rope" else " (The chosen model does not use RoPE; this takes only its head width.)")
+        + "\n\n"
         f"q rotated by m·ω = {rope_m.value * rope_omega:.3f} rad, k by n·ω = {rope_n.value * rope_omega:.3f} rad.\n\n"
         f"q · k before rotating: **{_plain:.4f}**\n\n"
         f"q′ · k′ after rotating: **{rope_dot:.6f}** (offset n − m = {rope_n.value - rope_m.value})")],
@@ -395,8 +404,10 @@ def _(cfg, mo):
 
     $$\text{score}_{h}(i, j) = \frac{q_i\cdot k_j}{\sqrt{d_k}} - s_h\,(i - j), \qquad j \le i,$$
 
-    with a fixed slope $s_h$ per head $h$: the slopes form a geometric sequence, so some heads are pushed
-    hard toward the last few tokens and others only gently. Like RoPE, it depends only on the offset $i - j$,
+    with a fixed slope $s_h$ per head $h$, never trained. For a power-of-two number of heads $H$ the
+    slopes form a geometric sequence, $2^{-8/H}, 2^{-16/H}, \dots$; for other head counts the paper's
+    rule mixes in slopes of the next power of two. Either way some heads are pushed hard toward the
+    last few tokens and others only gently. Like RoPE, it depends only on the offset $i - j$,
     and it is defined for any length. Below: the slopes for as many heads as the chosen model has
     (whatever positions the model itself uses), and one head's bias on your text's first tokens,
     both from the library.
@@ -422,7 +433,8 @@ def _(alibi_head, cfg, code_panel, math, matrix_heatmap, mo, pos_lib, prepared, 
               f"| slope | {_slope_rows} |\n\n"
               f"With equal dot products, head {alibi_head.value} gives a key 10 positions back "
               f"$e^{{-{_s:.4g} \\times 10}}$ = {math.exp(-_s * 10):.3g} times the weight of the current token; "
-              f"100 positions back, {math.exp(-_s * 100):.3g} times. The empty upper triangle is the causal mask (−∞)."),
+              f"100 positions back, {math.exp(-_s * 100):.3g} times"
+              f"{' (if the context reached that far: this model stops at ' + str(cfg.n_ctx) + ' tokens)' if cfg.n_ctx <= 100 else ''}. The empty upper triangle is the causal mask (−∞)."),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
         mo.accordion({"The code: alibi_slopes and alibi_bias (glassformer/model/position.py)":
                       mo.vstack([code_panel(pos_lib.alibi_slopes), code_panel(pos_lib.alibi_bias)])})])
@@ -436,9 +448,12 @@ def _(extrapolation, mo):
     _m = _r["model"]
     recipe_text = (f"{_m['n_layers']} layers, width {_m['d_model']}, {_m['n_heads']} heads; "
                    f"{_card['steps']} steps of {_r['batch_size']} windows of {_card['trained_length']} characters, "
-                   f"{_r['optimizer']} at learning rate {_r['lr']:g}, seed {_r['seed']}")
-    eval_windows = mo.ui.dropdown(options={"16 windows (4,096 characters)": 16, "64 windows (16,384 characters)": 64},
-                                  value="16 windows (4,096 characters)", label="validation text to measure on")
+                   f"{_r['optimizer']} at peak learning rate {_r['lr']:g}, seed {_r['seed']}")
+    _span = extrapolation.SPAN
+    _choices = {f"{n} windows ({n * _span:,} characters)": n for n in (16, 64)}
+    eval_windows = mo.ui.dropdown(options=_choices, value=next(iter(_choices)), label="validation text to measure on")
+    _lengths = extrapolation.LENGTHS
+    _length_list = ", ".join(str(L) for L in _lengths[:-1]) + f" and {_lengths[-1]}"
     mo.vstack([mo.md(rf"""
     ## Measured: what happens past the training length
 
@@ -446,11 +461,11 @@ def _(extrapolation, mo):
     They are identical in every setting ({recipe_text}) except the position scheme: learned,
     sinusoidal, RoPE, ALiBi, and none at all. All five saw only windows of
     {_card['trained_length']} characters during training. Now each one reads the same validation
-    characters (Shakespeare it never trained on) cut into windows of 32, 64, 128 and 256 characters, on
+    characters (Shakespeare it never trained on) cut into windows of {_length_list} characters, on
     this machine, as this page runs. Every length predicts exactly the same characters: a longer window
-    gives more context before each one, but also positions the model never saw.
+    gives more context before each one but, past {_card['trained_length']}, also positions the model never saw.
 
-    The learned table had only {_card['trained_length']} rows. To run that model on 256 characters at
+    The learned table had only {_card['trained_length']} rows. To run that model on {_span} characters at
     all, the script appended rows drawn like a fresh, untrained table's (random, small). Those rows
     were never trained; the measurement shows what a model does with positions it never saw.
     A model without positions needs nothing. It still has one clue to order, the causal mask: a token
@@ -468,16 +483,17 @@ def _(alt, eval_windows, extrapolation, mo, scheme_names):
     _rows = [{"length": L, "loss": round(v[L], 4), "scheme": s} for s, v in losses.items() for L in _lengths]
     _chart = alt.Chart(alt.Data(values=_rows)).mark_line(point=True).encode(
         x=alt.X("length:Q", scale=alt.Scale(type="log", base=2), axis=alt.Axis(values=list(_lengths)),
-                title="window length (characters); trained on 64"),
+                title=f"window length (characters); trained on {extrapolation.TRAINED_LENGTH}"),
         y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title="validation loss (nats per character)"),
         color=alt.Color("scheme:N", title=None), tooltip=["scheme:N", "length:Q", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(width=520, height=280, title="loss vs window length, measured now")
     _rule = alt.Chart(alt.Data(values=[{"length": extrapolation.TRAINED_LENGTH}])).mark_rule(
         strokeDash=[4, 3], color="#9ca3af").encode(x="length:Q")
-    _table = ("| loss at length → | " + " | ".join(f"{L}" for L in _lengths) + " | 256 minus 64 |\n|---|" +
+    _long, _train = max(_lengths), extrapolation.TRAINED_LENGTH
+    _table = ("| loss at length → | " + " | ".join(f"{L}" for L in _lengths) + f" | {_long} minus {_train} |\n|---|" +
               "---|" * (len(_lengths) + 1) + "\n" +
               "\n".join(f"| {scheme_names[s]} | " + " | ".join(f"{v[L]:.4f}" for L in _lengths) +
-                        f" | {v[256] - v[64]:+.4f} |" for s, v in losses.items()))
+                        f" | {v[_long] - v[_train]:+.4f} |" for s, v in losses.items()))
     _layered = alt.layer(_chart, _rule).properties(usermeta={"embedOptions": {"renderer": "svg", "actions": False}})
     mo.vstack([mo.ui.altair_chart(_layered, chart_selection=False, legend_selection=False), mo.md(_table)])
     return (losses,)
@@ -485,35 +501,38 @@ def _(alt, eval_windows, extrapolation, mo, scheme_names):
 
 @app.cell
 def _(eval_windows, extrapolation, losses, mo, scheme_names):
-    _growth = {s: v[256] - v[64] for s, v in losses.items()}
+    _T, _L = extrapolation.TRAINED_LENGTH, max(extrapolation.LENGTHS)   # trained length, longest measured
+    _growth = {s: v[_L] - v[_T] for s, v in losses.items()}
     _order = sorted(_growth, key=_growth.get)
     _best, _worst = _order[0], _order[-1]
-    _at64 = min(losses, key=lambda s: losses[s][64])
+    _at64 = min(losses, key=lambda s: losses[s][_T])
     _better_longer = [scheme_names[s] for s in _order if _growth[s] < 0]
     _cards = {s: extrapolation.load_position_model(s)[2]["loss_by_length"] for s in losses}
     _n = extrapolation.load_position_model("rope")[2]["eval"]["windows"]
     _sin = extrapolation.load_position_model("sinusoidal")[0]
     _tok_len = _sin.embed.tok.weight.norm(dim=-1).mean().item()
     _pos_len = _sin.embed.positions(0, 1).norm().item()
-    _sin_note = (f"The sinusoidal model is behind already at 64 ({losses['sinusoidal'][64]:.4f} against "
-                 f"{losses[_at64][64]:.4f}). A likely reason, though this page does not test it: its position vectors have length {_pos_len:.2f} "
+    _sin_note = (f"The sinusoidal model is behind already at {_T} ({losses['sinusoidal'][_T]:.4f} against "
+                 f"{losses[_at64][_T]:.4f}). A likely reason, though this page does not test it: its position vectors have length {_pos_len:.2f} "
                  f"(every pair is a point on the unit circle), while its trained token vectors average {_tok_len:.2f}; "
                  f"the library adds the table as it is, without the 2017 paper's scaling of the token vectors by "
                  f"√D, so the first layer sees mostly position and little token."
-                 if losses["sinusoidal"][64] - losses[_at64][64] > 0.05 and _pos_len > 2 * _tok_len else "")
+                 if losses["sinusoidal"][_T] - losses[_at64][_T] > 0.05 and _pos_len > 2 * _tok_len else "")
     if eval_windows.value == _n:
         _gap = max(abs(_cards[s][str(L)] - losses[s][L]) for s in losses for L in extrapolation.LENGTHS)
         _card_note = (f"The cards shipped with the models recorded the same measurement, on the same {_n} windows, "
                       f"when the script made them; the largest difference from this run is {_gap:.1e}.")
     else:
-        _card_note = (f"(The cards shipped with the models recorded this measurement on {_n} windows; at length 64: "
-                      + ", ".join(f"{scheme_names[s]} {v['64']:.4f}" for s, v in _cards.items()) + ".)")
+        _card_note = (f"(The cards shipped with the models recorded this measurement on {_n} windows; at length {_T}: "
+                      + ", ".join(f"{scheme_names[s]} {v[str(_T)]:.4f}" for s, v in _cards.items()) + ".)")
     mo.md(f"""
-    What this run measured: at the training length (64) the lowest loss is **{scheme_names[_at64]}**'s,
-    {losses[_at64][64]:.4f}. From 64 to 256 characters, **{scheme_names[_best]}** fares best (its loss changes by
-    {_growth[_best]:+.4f} nats per character) and **{scheme_names[_worst]}** degrades most
-    ({_growth[_worst]:+.4f}; its loss at 256 is {losses[_worst][256]:.4f}).
-    {("Going longer *helps* " + ", ".join(_better_longer) + ": a lower loss at 256 than at 64, so there the extra "
+    What this run measured: at the training length ({_T}) the lowest loss is that of the model with
+    **{scheme_names[_at64]}**, {losses[_at64][_T]:.4f}. From {_T} to {_L} characters, the model with
+    **{scheme_names[_best]}** fares best (its loss changes by {_growth[_best]:+.4f} nats per character) and the
+    one with **{scheme_names[_worst]}** {'degrades most' if _growth[_worst] > 0 else 'gains least'}
+    ({_growth[_worst]:+.4f}; its loss at {_L} is {losses[_worst][_L]:.4f}).
+    {("Going longer *helps* the model" + ("s" if len(_better_longer) > 1 else "") + " with "
+      + ", ".join(_better_longer) + f": a lower loss at {_L} than at {_T}, so there the extra "
       "context outweighs whatever the unseen positions cost.")
      if _better_longer else "No scheme gets better with the longer windows here."}
     {_sin_note}

@@ -146,10 +146,12 @@ def _(loaded, mo):
 def _(SVG, alt, loaded, math, mo, p_correct):
     _p = p_correct.value
     _V = loaded.tokenizer.vocab_size
-    _grid = [i / 400 for i in range(1, 401)]
+    _lo = min(0.001, 1 / _V)  # the slider's minimum, or the uniform guess of a large vocabulary
+    _grid = sorted({*(i / 400 for i in range(1, 401)), *(_lo * 1.5 ** k for k in range(40) if _lo * 1.5 ** k < 1 / 400)})
+    _top = math.ceil(-math.log(_lo) + 0.5)  # tall enough for both dots
     _curve = alt.Chart(alt.Data(values=[{"p": q, "loss": -math.log(q)} for q in _grid])).mark_line(
         color="#2563eb").encode(x=alt.X("p:Q", title="P(correct token)"),
-                                y=alt.Y("loss:Q", title="loss = −ln p", scale=alt.Scale(domain=[0, 6.5], clamp=True)),
+                                y=alt.Y("loss:Q", title="loss = −ln p", scale=alt.Scale(domain=[0, _top], clamp=True)),
                                 tooltip=[alt.Tooltip("p:Q", format=".3f"), alt.Tooltip("loss:Q", format=".3f")])
     _dot = alt.Chart(alt.Data(values=[{"p": _p, "loss": -math.log(_p), "what": "your slider"},
                                       {"p": 1 / _V, "loss": math.log(_V), "what": f"uniform guess (1/{_V})"}])
@@ -175,8 +177,8 @@ def _(SVG, alt, code_panel, labels, loaded, mo, token_loss, token_p, torch, trai
     _rows = []
     for _t in range(len(token_loss)):
         _rows.append({"key": f"{_t:04d} {labels[_t + 1]}", "target": labels[_t + 1],
-                      "context": "".join(labels[max(0, _t - 11):_t + 1]), "p": round(token_p[_t].item(), 4),
-                      "loss": round(token_loss[_t].item(), 4)})
+                      "context": ("…" if _t > 11 else "") + "".join(labels[max(0, _t - 11):_t + 1]),
+                      "p": round(token_p[_t].item(), 4), "loss": round(token_loss[_t].item(), 4)})
     _chart = alt.Chart(alt.Data(values=_rows)).mark_bar().encode(
         x=alt.X("key:N", sort=None, title="target token (position by position)",
                 axis=alt.Axis(labelExpr="slice(datum.label, 5)", labelAngle=0, labelFont="monospace",
@@ -189,23 +191,32 @@ def _(SVG, alt, code_panel, labels, loaded, mo, token_loss, token_p, torch, trai
     _worst = max(range(len(_rows)), key=lambda i: _rows[i]["loss"])
     _best = min(range(len(_rows)), key=lambda i: _rows[i]["loss"])
     _mean = token_loss.mean().item()
+
+    def _tail(row):  # the last 12 characters of the context, "…" when there was more before them
+        ctx = row["context"]
+        return ctx if len(ctx) <= 12 else "…" + ctx[-12:]
+
     mo.vstack([
         mo.md("Now the real model on your text. Each bar is one example: the loss at that position. "
               "Hover a bar for its context and the probability the model gave the right token."),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
         mo.md(f"Mean over the {len(_rows)} examples: **{_mean:.3f}** (a uniform guess would score "
               f"{torch.log(torch.tensor(float(loaded.tokenizer.vocab_size))).item():.3f}). Easiest: "
-              f"`{_rows[_best]['target']}` after “…{_rows[_best]['context'][-12:]}” (p = {_rows[_best]['p']:.3f}, "
+              f"`{_rows[_best]['target']}` after “{_tail(_rows[_best])}” (p = {_rows[_best]['p']:.3f}, "
               f"loss {_rows[_best]['loss']:.3f}); hardest: `{_rows[_worst]['target']}` after "
-              f"“…{_rows[_worst]['context'][-12:]}” (p = {_rows[_worst]['p']:.4f}, loss {_rows[_worst]['loss']:.3f})."),
-        code_panel(train.loss_fn, note="The training loss is this mean; the per-position version behind the chart "
-                   "is the same call with `reduction=\"none\"`:"),
+              f"“{_tail(_rows[_worst])}” (p = {_rows[_worst]['p']:.4f}, loss {_rows[_worst]['loss']:.3f})."),
+        code_panel(train.loss_fn, note="The training loss is this mean. The per-position losses behind the chart "
+                   "come from the same `F.cross_entropy` call with `reduction=\"none\"` (next panel)."),
     ])
     return
 
 
 @app.cell
 def _(code_panel, mo, train, training_lab):
+    _live_opt, _course_opt = train.TRAIN_PRESETS["live"].optimizer, train.TRAIN_PRESETS["course"].optimizer
+    _which = (f"(The live run below uses `{_live_opt}`. The shipped course model was trained with "
+              f"`{_course_opt}`: Muon, another optimizer, for its blocks' weight matrices and AdamW for the "
+              f"rest; see `glassformer/optim.py`.)" if (_live_opt, _course_opt) == ("adamw", "muon") else "")
     mo.vstack([
         code_panel(training_lab.per_position_loss, highlight="F.cross_entropy"),
         mo.md(r"""
@@ -217,12 +228,19 @@ def _(code_panel, mo, train, training_lab):
     from the loss, applying the chain rule at every operation. PyTorch records the forward pass and
     does this for us: `loss.backward()`.
 
-    The optimizer then moves every weight a small step against its gradient. The step size is the
-    **learning rate**. **AdamW** is the optimizer almost everyone uses: it keeps a running average of
-    each weight's gradient (momentum) and of its square, divides one by the square root of the other
-    so that every weight moves by roughly the learning rate whatever its gradient's scale, and
-    shrinks weights slightly toward zero (weight decay). One training step in the library:
+    The optimizer then moves every weight a small step downhill, against its gradient. How big the
+    steps are is set by the **learning rate**. **AdamW** is the most widely used optimizer for
+    Transformers: for each weight it keeps a running average of its gradient (momentum) and of the
+    gradient's square, and steps by the learning rate times the first divided by the square root of
+    the second. That ratio is at most about 1 whatever the gradient's scale: a weight whose gradient
+    keeps pointing the same way moves by about the learning rate per step, one whose gradient keeps
+    flipping sign moves much less. It also shrinks weights slightly toward zero at every step
+    (weight decay; here only the weight matrices and the token embeddings, not biases, norms' gains
+    or position tables). Before the step, *gradient clipping* (`clip_grad_norm_`) scales the whole
+    gradient down if its overall length exceeds `grad_clip`, so one unlucky batch cannot throw the
+    weights far. One training step in the library:
     """),
+        mo.md(_which) if _which else None,
         code_panel(train.train_step, highlight=("loss = loss_fn", "loss.backward()", "clip_grad_norm_",
                                                 "run.optimizer.step()", "lr = lr_at")),
     ])
@@ -238,16 +256,16 @@ def _(mo, train):
     ## The learning-rate schedule: warmup, then cosine decay
 
     The learning rate is not constant. At the start the weights are random and the optimizer's running
-    averages are empty, so big steps can throw the model somewhere it never recovers from: a
-    **warmup** phase raises it linearly from almost 0 to its peak. Then it follows a **cosine decay** down to a
+    averages rest on only a few gradients, so big steps can throw the model somewhere it is slow to
+    recover from: a **warmup** phase raises it linearly from almost 0 to its peak. Then it follows a **cosine decay** down to a
     small floor: large steps while there is a lot to learn, small careful ones at the end.
 
     $$\text{lr}(s) = \begin{cases} \text{lr}_{\max}\,\dfrac{s+1}{W} & s < W \\[2mm]
     \text{lr}_{\min} + \tfrac12\left(1+\cos\left(\pi\,\dfrac{s-W}{S-W}\right)\right)(\text{lr}_{\max}-\text{lr}_{\min}) & s \ge W
     \end{cases}$$
 
-    with $W$ warmup steps and $S$ steps in all. The chart is drawn by the library's own function, the
-    one every training step calls:
+    with $W$ warmup steps and $S$ steps in all, numbered $0 \ldots S-1$. The chart is drawn by the
+    library's own function, the one every training step calls:
     """), mo.hstack([warmup_slider, steps_slider], justify="start")])
     return live_cfg, steps_slider, warmup_slider
 
@@ -266,10 +284,15 @@ def _(code_panel, live_cfg, mo, steps_slider, train, warmup_slider):
     mo.vstack([
         mo.ui.altair_chart(_line(_rows, "step", "learning rate", title="train.lr_at over a run", height=200),
                            chart_selection=False, legend_selection=False),
-        mo.md(f"Step 0: {train.lr_at(0, _cfg):.2e}; end of warmup (step {_cfg.warmup_steps}): "
-              f"{train.lr_at(_cfg.warmup_steps, _cfg):.2e} (the peak, `lr`); halfway through the decay "
-              f"(step {_mid}): {train.lr_at(_mid, _cfg):.2e}; last step: {train.lr_at(_cfg.max_steps, _cfg):.2e} "
-              f"(`min_lr`). Peak and floor are the live recipe's, trained below."),
+        mo.md((f"Step 0: {train.lr_at(0, _cfg):.2e}; first step after warmup (step {_cfg.warmup_steps}): "
+               if _cfg.warmup_steps else "No warmup: step 0 already uses the peak, ") +
+              f"{train.lr_at(_cfg.warmup_steps, _cfg):.2e} (`lr`); " +
+              (f"halfway through the decay (step {_mid}): {train.lr_at(_mid, _cfg):.2e}; "
+               if _cfg.max_steps - _cfg.warmup_steps >= 4 else "warmup fills almost the whole run, no room to decay; ") +
+              f"last step (step {_cfg.max_steps - 1}): "
+              f"{train.lr_at(_cfg.max_steps - 1, _cfg):.2e}. The curve ends at the floor, `min_lr` = "
+              f"{_cfg.min_lr:.2e}, at step {_cfg.max_steps}, once training is over. Peak and floor are the "
+              f"live recipe's, trained below."),
         code_panel(train.lr_at),
     ])
     return
@@ -300,8 +323,10 @@ def _(Path, live_training, mo, registry, store, time):
             set_message("No run is going on.")
         else:
             done = live_training.stop(data_dir)
+            saved = (Path(holder["folder"]) / "checkpoint.safetensors").exists()
             set_message(f"Stopped {Path(holder['folder']).name} (process {holder['pid']})" +
-                        (": it saved a checkpoint at a step boundary." if done else ": still ending…"))
+                        ((": it saved a checkpoint at a step boundary." if saved else ": it ended before its "
+                          "first checkpoint.") if done else ": still ending…"))
         return time.time()
 
     start_button = mo.ui.button(label="▶ Start a new run", kind="success", on_click=lambda _: _start(False))
@@ -339,8 +364,9 @@ def _(live_training, mo, poll, resume_button, start_button, stop_button, train):
     a {_cfg.model.n_layers}-layer character model (d = {_cfg.model.d_model}, context {_cfg.model.n_ctx}),
     batches of {_cfg.batch_size} windows, AdamW with peak lr {_cfg.lr:g} after {_cfg.warmup_steps} warmup
     steps, its cosine schedule fitted to {_cfg.time_budget:.0f} seconds of this machine's time. Every
-    {_cfg.eval_interval} steps it measures the **validation loss** on text it never trains on (the last
-    10% of TinyShakespeare) and writes a sample; this page reads its `metrics.jsonl` every 2 seconds.
+    {_cfg.eval_interval} steps it measures the **validation loss** on a fixed sample of text it never
+    trains on (windows from the last 10% of TinyShakespeare) and writes a sample of text; this page
+    reads its `metrics.jsonl` every 2 seconds.
     The run uses one thread, so this page and everyone else's stay responsive, and only one run goes
     at a time on this server. Stop sends it Ctrl-C (SIGINT): it stops at a step boundary (a step in
     progress is finished, or undone if it was still computing), saves a **checkpoint**, and can be
@@ -368,7 +394,9 @@ def _(SVG, alt, data_dir, live_dir, live_training, message, mo, resume_button, r
         ).properties(width=600, height=240, title=title, usermeta=SVG)
 
     _state = {"none": "No run yet: press Start.", "running": "Status: running.", "finished": "Status: finished.",
-              "stopped": "Status: stopped, with a checkpoint; Resume continues it.",
+              "stopped": ("Status: stopped, with a checkpoint; Resume continues it."
+                          if (live_dir / "checkpoint.safetensors").exists() else
+                          "Status: stopped before its first checkpoint; nothing to resume, start a new run."),
               "failed": "Status: failed."}[live.state]
     _parts = [mo.md(f"{_state} {message()}")]
     if _busy_other:
@@ -397,10 +425,14 @@ def _(SVG, alt, data_dir, live_dir, live_training, message, mo, resume_button, r
                       "the first one and the latest ones"))
     if live.state == "finished":
         _parts.append(mo.callout(mo.md(
-            f"Done: final validation loss **{live.summary['final_val_loss']:.3f}** on the whole validation split "
-            f"(train {live.summary['final_train_loss']:.3f} on sampled windows) after {live.summary['steps']} steps in "
-            f"{live.summary['wall_time_s']:.0f} s. The model is saved in `{live_dir}` and is now in the model "
-            f"picker of every chapter you open or reload, so you can trace, sample and dissect your own model."),
+            f"Done after {live.summary['steps']} steps in {live.summary['wall_time_s']:.0f} s. "
+            + (f"The model kept is the one from the evaluation with the lowest validation loss (step "
+               f"{live.summary['best_step']}" + (", the last one" if live.summary["best_step"] == live.summary["steps"]
+                                                 else "") + "). " if "best_step" in live.summary else "") +
+            f"Its validation loss on the whole validation split: **{live.summary['final_val_loss']:.3f}** "
+            f"(training loss {live.summary['final_train_loss']:.3f}, on sampled windows). It is saved in `{live_dir}` "
+            f"and is now in the model picker of every chapter you open or reload, so you can trace, sample and "
+            f"dissect your own model."),
             kind="success"))
     if live.state == "failed":
         _parts.append(mo.callout(mo.md(f"The run failed: `{live.error}`"), kind="danger"))
@@ -421,9 +453,10 @@ def _(live_training, mo):
     compare the curves (they stay here: runs are kept in your data folder).
 
     - *Learning rate too high*: each step overshoots the valley it is trying to go down, so the loss
-      climbs instead of falling. Far too high, the weights overflow and the loss becomes `nan` ("not a
-      number"); every step after that would only spread the `nan`, so train.py checks every step's loss
-      (and every evaluation) and stops the run with a message that names the learning rate.
+      climbs instead of falling. Far too high, the weights and activations grow until the arithmetic
+      overflows and the loss becomes `nan` ("not a number"); every step after that would only spread
+      the `nan`, so train.py checks every step's loss (and every evaluation) and stops the run with a
+      message that names the learning rate.
     - *Learning rate too low*: nothing is broken, the loss just creeps down: compute is wasted.
     - *No warmup*: the first updates come from an optimizer whose running averages hold only a
       handful of gradients, at full size; they can push a random model somewhere it is slow to leave.
@@ -476,17 +509,24 @@ def _(SVG, alt, data_dir, exp_message, experiment_buttons, experiments_dir, live
             if name in ("lr too high", "lr far too high"):
                 peak = max([r["train_loss"] for r in v.train] or [float("nan")])
                 first = v.train[0]["train_loss"] if v.train else float("nan")
-                text = (f"the training loss went from {first:.2f} (step {v.train[0]['step']}) up to {peak:,.1f}: "
-                        "every step overshoots, the weights grow until the logits are huge and the model is "
-                        "confidently wrong" if v.train else "no training loss logged yet")
+                if not v.train:
+                    text = "no training loss logged yet"
+                elif peak > first:
+                    text = (f"the training loss went from {first:.2f} (step {v.train[0]['step']}) up to {peak:,.1f}"
+                            + ": the steps overshoot" + ("; a loss that high means the weights have grown until the "
+                                                        "logits are huge and the model is confidently wrong"
+                                                        if peak > 2 * first else ""))
+                else:
+                    text = f"the training loss went from {first:.2f} (step {v.train[0]['step']}) to {v.train[-1]['train_loss']:.2f}"
                 if v.error:
                     text += (f". Then the numbers overflowed and train.py stopped the run instead of training on "
                              f"garbage: *{v.error}*")
                 elif last:
                     text += f"; validation loss {last['val_loss']:.3f} at the end"
             elif name == "lr too low":
-                text = (f"validation loss {v.evals[0]['val_loss']:.3f} → {last['val_loss']:.3f}: the steps are too small "
-                        "to get anywhere in 200 steps" if last else "no evaluation yet")
+                text = (f"validation loss {v.evals[0]['val_loss']:.3f} (step {v.evals[0]['step']}) → "
+                        f"{last['val_loss']:.3f} (step {last['step']}): the steps are small, so it moves slowly"
+                        if last else "no evaluation yet")
             elif name == "no warmup":
                 same = next((r for r in (ref.evals if ref else []) if last and r["step"] == last["step"]), None)
                 if last and same:
@@ -494,17 +534,19 @@ def _(SVG, alt, data_dir, exp_message, experiment_buttons, experiments_dir, live
                     text = (f"validation loss {last['val_loss']:.3f} at step {last['step']}, the reference "
                             f"{same['val_loss']:.3f} at the same step: " +
                             (f"{gap:.2f} worse; the rough start cost more than the later steps could win back"
-                             if gap > 0.05 else "within 0.05, so here warmup made little difference"))
+                             if gap > 0.05 else f"{-gap:.2f} better: this time the rough start did no lasting harm"
+                             if gap < -0.05 else "within 0.05, so here warmup made little difference"))
                 else:
                     text = (f"validation loss {last['val_loss']:.3f} at step {last['step']}; run the reference "
                             "to compare" if last else "no evaluation yet")
             elif name == "overfitting":
                 if last and v.train:
                     best = min(v.evals, key=lambda r: r["val_loss"])
-                    text = (f"train loss {v.train[-1]['train_loss']:.3f} but validation {last['val_loss']:.3f} "
-                            f"(gap {last['val_loss'] - v.train[-1]['train_loss']:.2f}); validation was lowest at "
-                            f"step {best['step']} ({best['val_loss']:.3f}) and rose after: it is memorizing its "
-                            f"{_train_chars:,} characters, not learning English")
+                    text = (f"train loss {v.train[-1]['train_loss']:.3f}, validation {last['val_loss']:.3f} "
+                            f"(gap {last['val_loss'] - v.train[-1]['train_loss']:.2f}); " +
+                            (f"validation was lowest at step {best['step']} ({best['val_loss']:.3f}) and rose "
+                             f"after: it is memorizing its {_train_chars:,} characters, not learning English"
+                             if best is not last else "validation has not started to rise yet"))
                 else:
                     text = "no evaluation yet"
             else:
@@ -561,17 +603,23 @@ def _(mo, precision, train):
     Each step averages the gradient over a batch of windows: bigger batches give a
     less noisy direction, at the cost of memory. When a batch does not fit, **gradient accumulation**
     runs it as several micro-batches, adding up their gradients (each loss divided by the number of
-    micro-batches) and stepping the optimizer once. The result is the same step as the big batch, up
-    to floating-point rounding (measured below).
+    micro-batches) and stepping the optimizer once. On the same windows the result is the same step as
+    the big batch, up to floating-point rounding (measured below), provided nothing random differs
+    between the two: with dropout on, the micro-batches draw other random masks.
 
     ### Mixed precision
 
-    **Mixed precision** means matrix multiplies can run in bf16, 16-bit numbers with float32's range but
-    only 8 bits of mantissa: half the memory traffic, and much faster matrix multiplies on hardware built
-    for it. Where it is not, bf16 is emulated and far slower, so glassformer measures instead of assuming. On this
-    machine's CPU: vector instructions `{_cap.vector_isa}`, native bf16 `{'yes' if _cap.native_bf16 else 'no'}`,
-    a bf16 matrix multiply measured at {_cap.bf16_speedup:.2g}× the speed of fp32, so `dtype="auto"` picks
-    `{precision.resolve_dtype("auto")}` here. Losses, evaluations and the weights themselves stay in fp32.
+    **Mixed precision** means matrix multiplies can run in bf16 (bfloat16): 16-bit numbers with
+    float32's range but only 8 significant bits instead of 24 (7 stored, plus an implicit leading 1),
+    so about 2 to 3 decimal digits. That halves the memory traffic and, on hardware built for it,
+    makes matrix multiplies much faster. Where it is not, bf16 has to be emulated and is usually
+    slower, sometimes far slower, so glassformer measures instead of assuming: `dtype="auto"` picks
+    bf16 only when the CPU reports native bf16 instructions *and* a small bf16 matrix multiply, timed
+    once per process, beats fp32 by the margin in the code below. On this machine's CPU, as measured by
+    this page's process: vector instructions `{_cap.vector_isa}`, native bf16 `{'yes' if _cap.native_bf16 else 'no'}`,
+    bf16 matrix multiply at {_cap.bf16_speedup:.2g}× the speed of fp32, so `auto` picks
+    `{precision.resolve_dtype("auto")}` here (a training run measures again in its own process). Losses,
+    evaluations and the weights themselves stay in fp32.
     """)
     return
 
@@ -583,21 +631,31 @@ def _(code_panel, precision):
 
 
 @app.cell
-def _(mo):
+def _(mo, train, training_lab):
     measure = mo.ui.run_button(label="Measure both on a tiny model", kind="success")
-    mo.vstack([mo.md("""
+    _B, _k, _n = training_lab.accumulation_gap.__wrapped__.__defaults__   # the arguments the button uses
+    (_steps,) = training_lab.resume_gap.__wrapped__.__defaults__
+    from glassformer.model import build_model as _build
+
+    _params = _build(training_lab.tiny_config().model).num_params()
+    mo.vstack([mo.md(f"""
     ### Checkpoint and resume
 
-    A long run must survive a crash or a Stop. The checkpoint holds the
-    weights, the optimizer's running averages, the step number and the state of both random number
-    generators (the one that picks batches, the one for dropout), so a resumed run continues *bit for bit*.
-    (A run with a time budget, like the live one, re-fits its remaining steps to the speed it measures
-    after resuming, so its schedule may end a little differently; the steps themselves are the same.)
+    A long run must survive a crash or a Stop. The checkpoint holds the weights, the optimizer's
+    state (its running averages and step counts), the step number and the state of both random
+    number generators (the one that picks batches, the one for dropout). A run writes one every
+    `checkpoint_interval` steps ({train.TRAIN_PRESETS["live"].checkpoint_interval} in the live recipe), so a crash
+    loses at most the steps since the last one, and Stop writes one on the spot. Resumed with the same
+    settings on the same machine (same precision, same number of threads, since adding numbers in
+    another order rounds differently), the run continues *bit for bit*, as if it had never stopped.
+    A run with a time budget, like the live one, is the exception: it sets its number of steps, and so
+    its learning-rate schedule, from the speed it measures as it goes, which varies from one session
+    to the next, so after a resume its later learning rates, and so its weights, can differ a little.
 
-    Both claims can be checked in a couple of seconds on a model of a few thousand parameters: the
-    gradient accumulation check runs `train_step` itself three times with one batch of 16 and three
-    times with 4 micro-batches of 4; the resume check runs `train` itself 20 steps straight, and 10 steps,
-    a stop, a resume and 10 more.
+    Both claims can be checked in a couple of seconds on a model of about {_params / 1000:.0f} thousand parameters: the
+    gradient accumulation check runs `train_step` itself {_n} times with one batch of {_B} and {_n}
+    times with {_k} micro-batches of {_B // _k}; the resume check runs `train` itself {_steps} steps
+    straight, and {_steps // 2} steps, a stop, a resume and {_steps - _steps // 2} more.
     """), measure])
     return (measure,)
 
@@ -611,16 +669,23 @@ def _(code_panel, measure, mo, training_lab):
             _acc = training_lab.accumulation_gap()
             _res = training_lab.resume_gap()
         _la, _lb = _acc["losses"]
+        _B, _k, _n = training_lab.accumulation_gap.__wrapped__.__defaults__   # the arguments called above
+        _gap = _acc["max_abs_diff"]
         _out = mo.md(f"""
     | check | largest difference in any weight |
     |---|---|
-    | batch of 16 vs 4 micro-batches of 4, 3 steps ({_acc['n_params']:,} weights) | **{_acc['max_abs_diff']:.1e}** (losses {', '.join(f'{x:.6f}' for x in _la)} vs {', '.join(f'{x:.6f}' for x in _lb)}) |
-    | {_res['steps']} steps straight vs stopped at {_res['stopped_at']} and resumed | **{_res['max_abs_diff']:.1e}** ({'identical' if _res['losses_equal'] else 'different'} loss at every step) |
+    | batch of {_B} vs {_k} micro-batches of {_B // _k}, {_n} steps ({_acc['n_params']:,} weights) | **{_gap:.1e}** (losses {', '.join(f'{x:.6f}' for x in _la)} vs {', '.join(f'{x:.6f}' for x in _lb)}) |
+    | {_res['steps']} steps straight vs stopped at {_res['stopped_at']} and resumed | **{_res['max_abs_diff']:.1e}** ({'identical loss at every step' if _res['losses_equal'] else 'the logged losses differ'}) |
 
-    Accumulation differs only in the last digits, because floating-point addition in a different order
-    rounds differently; resuming is exact, {'0 difference' if _res['max_abs_diff'] == 0 else 'not zero: a bug'}.
-    """)
-    mo.vstack([_out, code_panel(training_lab.resume_gap.__wrapped__, title="glassformer.analysis.training_lab.resume_gap", highlight=("raise KeyboardInterrupt", "resume=True"))])
+    """ + ("Accumulation differs only in the last digits, because floating-point addition in a different order "
+           "rounds differently" if 0 < _gap < 1e-5 else "Accumulation gives exactly the same weights here"
+           if _gap == 0 else "Accumulation differs by more than rounding would explain: a bug") +
+           f"; resuming is {'exact: 0 difference' if _res['max_abs_diff'] == 0 and _res['losses_equal'] else 'not exact: a bug'}.")
+    mo.vstack([_out, code_panel(training_lab.accumulation_gap.__wrapped__,
+                                title="glassformer.analysis.training_lab.accumulation_gap",
+                                highlight=("for accum in", "train_step(run, state)")),
+               code_panel(training_lab.resume_gap.__wrapped__, title="glassformer.analysis.training_lab.resume_gap",
+                          highlight=("raise KeyboardInterrupt", "resume=True"))])
     return
 
 
