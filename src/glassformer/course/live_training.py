@@ -182,8 +182,10 @@ def view(folder: str | Path, is_running: bool) -> RunView:
         state = "failed"
     elif summary:
         state = "finished"
-    elif exit_code == 130 or (folder / "checkpoint.safetensors").exists():
+    elif (folder / "checkpoint.safetensors").exists():
         state = "stopped"
+    elif exit_code == 130:  # interrupted before its first checkpoint: nothing to resume from
+        state, error = "failed", "stopped before its first checkpoint was saved: start it again"
     else:
         state = "failed"
     if state == "failed" and not error:
