@@ -154,5 +154,8 @@ def test_a_run_folder_reads_as_failed_with_its_reason_or_as_stopped(tmp_path):
     assert live_training.view(folder, True).state == "running"
     (folder / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
     (folder / "exit.json").write_text(json.dumps({"exit_code": 130}))
+    early = live_training.view(folder, False)        # Ctrl-C before the first checkpoint: nothing to resume
+    assert early.state == "failed" and "before its first checkpoint" in early.error
+    (folder / "checkpoint.safetensors").write_bytes(b"")
     assert live_training.view(folder, False).state == "stopped"
     assert live_training.view(tmp_path / "nothing", False).state == "none"
