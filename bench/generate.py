@@ -42,7 +42,8 @@ def main() -> None:
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from glassformer.decode_paths import available_paths, bytes_read_per_token, convert, copy_bandwidth, fastest_path
+    from glassformer.decode_paths import (available_paths, bytes_read_per_token, convert, copy_bandwidth,
+                                          fastest_path_name)
     from glassformer.generate import generate
     from glassformer.precision import cpu_capability
     from glassformer.pretrained import load_pretrained
@@ -87,7 +88,7 @@ def main() -> None:
 
         bandwidth = copy_bandwidth()
         offered = available_paths()
-        chosen = fastest_path(ours).name
+        chosen = fastest_path_name()
         path_rows = []
         for name in ("fp32", "bf16", "int8"):
             if name == "bf16" and name not in offered:

@@ -10,20 +10,14 @@ sends), and the two cells the sampling sliders also re-run (the 12-step walk-thr
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+
+from generate import timed  # bench/generate.py: run as `python bench/ui_profile.py`, bench/ is on the path
 
 
 def ms(fn, repeats: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    """Median time of fn() in milliseconds (bench/generate.py's timer)."""
+    return timed(fn, repeats) * 1e3
 
 
 def main() -> None:

@@ -146,3 +146,13 @@ def sequential_batches(data: torch.Tensor, batch_size: int, block_size: int):
         x = torch.stack([windows[r * block_size:(r + 1) * block_size] for r in rows])
         y = torch.stack([windows[r * block_size + 1:(r + 1) * block_size + 1] for r in rows])
         yield x, y
+
+
+def spread_windows(data: torch.Tensor, block_size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n windows of block_size + 1 tokens at evenly spaced starts across `data` (a sample of the
+    whole split, not just its beginning): inputs x (n, T) and targets y (n, T)."""
+    n = max(1, min(n, (len(data) - 1) // block_size))
+    starts = torch.linspace(0, len(data) - block_size - 1, n).long().tolist()
+    x = torch.stack([data[s:s + block_size] for s in starts])               # (n, T)
+    y = torch.stack([data[s + 1:s + 1 + block_size] for s in starts])       # (n, T)
+    return x, y

@@ -16,6 +16,7 @@ assumes the CPU it happens to run on.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import torch
@@ -62,13 +63,15 @@ def convert(model: nn.Module, name: str) -> DecodePath:
         return DecodePath(name, quantize_model(model), why)
 
 
-def fastest_path(model: nn.Module) -> DecodePath:
+def fastest_path_name() -> str:
     """The path with the fewest bytes per token among those this CPU runs fast: int8, then bf16, then fp32."""
     offered = available_paths()
-    for name in ("int8", "bf16", "fp32"):
-        if name in offered:
-            return convert(model, name)
-    raise AssertionError("fp32 is always offered")
+    return next(name for name in ("int8", "bf16", "fp32") if name in offered)
+
+
+def fastest_path(model: nn.Module) -> DecodePath:
+    """`model` converted for the fastest path on this CPU (fastest_path_name)."""
+    return convert(model, fastest_path_name())
 
 
 def bytes_read_per_token(model: nn.Module) -> int:
@@ -87,8 +90,6 @@ def bytes_read_per_token(model: nn.Module) -> int:
 
 def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
     """Measured memory bandwidth of this machine, bytes/s: a large tensor copied (read + write)."""
-    import time
-
     src = torch.ones(megabytes * 2**20 // 4)
     dst = torch.empty_like(src)
     dst.copy_(src)

@@ -50,10 +50,6 @@ class Speculation:
     rounds: list[Round] = field(default_factory=list)
 
     @property
-    def target_calls(self) -> int:
-        return len(self.rounds)                # one call per round (the first also reads the prompt)
-
-    @property
     def acceptance_rate(self) -> float:
         """Kept guesses / proposed guesses."""
         proposed = sum(len(r.proposed) for r in self.rounds)

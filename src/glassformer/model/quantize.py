@@ -100,13 +100,18 @@ def int8_kernel() -> Int8Kernel:
 PACK_MULTIPLE = 16
 
 
+def packed(kernel: Int8Kernel, q: torch.Tensor) -> bool:
+    """Whether q (out, in) is multiplied by torch's int8 kernel (else dequantized first)."""
+    return kernel.name == "int8pack" and q.shape[1] % PACK_MULTIPLE == 0
+
+
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, kernel: Int8Kernel) -> torch.Tensor:
     """x (N, in) times the weight that q (out, in) and scale (out,) stand for -> (N, out), in x's dtype.
 
     torch's int8 kernel gives wrong results (or crashes) unless `in` is a multiple of 16
     (measured with torch 2.13: in = 24 or 344 came out wrong): other widths dequantize first.
     """
-    if kernel.name == "int8pack" and q.shape[1] % PACK_MULTIPLE == 0:
+    if packed(kernel, q):
         return torch.ops.aten._weight_int8pack_mm(x.to(kernel.activations), q, scale.to(kernel.activations)).to(x.dtype)
     return x @ dequantize(q, scale).to(x.dtype).t()
 
@@ -130,7 +135,7 @@ class Int8Linear(nn.Module):
         return y.view(*x.shape[:-1], y.shape[-1])                                 # (..., out)
 
     def extra_repr(self) -> str:
-        kernel = self.kernel.name if self.q.shape[1] % PACK_MULTIPLE == 0 else "dequantize"
+        kernel = "int8pack" if packed(self.kernel, self.q) else "dequantize"
         return f"in={self.q.shape[1]}, out={self.q.shape[0]}, int8 per channel, kernel={kernel}"
 
 

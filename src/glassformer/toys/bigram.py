@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassformer.data import random_batch, sequential_batches
+from glassformer.data import random_batch, sequential_batches, spread_windows
 from glassformer.model.embedding import Embed
 from glassformer.model.linear import Linear
 from glassformer.threads import one_thread
@@ -112,16 +112,6 @@ def count_entropy(table: torch.Tensor) -> float:
     rows = c.sum(1, keepdim=True)                                          # (V, 1)
     seen = c > 0
     return float(-(c[seen] * (c / rows.clamp_min(1))[seen].log()).sum() / c.sum())
-
-
-def spread_windows(data: torch.Tensor, block_size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n windows of block_size + 1 tokens at evenly spaced starts across `data` (a sample of the
-    whole split, not just its beginning): inputs x (n, T) and targets y (n, T)."""
-    n = max(1, min(n, (len(data) - 1) // block_size))
-    starts = torch.linspace(0, len(data) - block_size - 1, n).long().tolist()
-    x = torch.stack([data[s:s + block_size] for s in starts])               # (n, T)
-    y = torch.stack([data[s + 1:s + 1 + block_size] for s in starts])       # (n, T)
-    return x, y
 
 
 class CountBigram(nn.Module):

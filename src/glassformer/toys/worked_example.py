@@ -63,7 +63,8 @@ WEIGHTS: dict[str, list[list[float]]] = {
         [0, 0, 0, 0, 0, 0],
     ],
     # (D, H*Dh): queries, keys and values; columns 0-2 are head 0, columns 3-5 head 1.
-    # Head 0 looks for the noun: every word's query asks "noun?", only a noun's key answers.
+    # Head 0 looks for the noun: every word's query asks "noun?"; a noun's key answers most (the
+    # cat±dog dimension lets a verb's key answer a little too).
     # Head 1 looks back to the start: its keys grow with the "early" dimension.
     "W_Q": [
         [1, 0, 0, 1, 0, 0],

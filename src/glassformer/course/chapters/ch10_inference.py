@@ -403,21 +403,19 @@ def _(sliding_window, torch):
     def window_losses(net, tokenizer, windows: list[int], n_windows: int = 8, length: int = 256) -> list[dict]:
         """Mean next-token loss on n_windows stretches of validation text, `length` tokens each, per
         attention window."""
-        from glassformer.data import load_text, train_val_split
+        from glassformer.data import load_text, spread_windows, train_val_split
 
         text, _ = load_text()
         val = train_val_split(torch.tensor(tokenizer.encode(text[-120_000:], errors="skip")))[1]
         length = min(length, net.config.n_ctx, len(val) // n_windows - 1)
-        starts = torch.linspace(0, len(val) - length - 2, n_windows).long()
-        x = torch.stack([val[s:s + length] for s in starts])
-        y = torch.stack([val[s + 1:s + length + 1] for s in starts])
+        x, y = spread_windows(val, length, n_windows)                     # (n_windows, length) each
         rows = []
         with torch.no_grad():
             for w in windows:
                 with sliding_window.sliding_window(net, w):
                     logits = net(x)
                 loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-                rows.append({"window": w, "loss": loss.item(), "length": length, "texts": n_windows})
+                rows.append({"window": w, "loss": loss.item(), "length": length, "texts": x.shape[0]})
         return rows
     return (window_losses,)
 
