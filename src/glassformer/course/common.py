@@ -93,12 +93,29 @@ def load_chosen(name: str):
         return fallback, f"Could not load **{name}** ({type(exc).__name__}: {exc}). Showing the course model instead."
 
 
+# The longest text a box keeps: far more than any model here takes in at once (the course model reads
+# 256 characters, GPT-2 1,024 tokens), small enough that no chapter's per-character work is slow. The
+# browser refuses to type or paste past it, the store refuses to save more, and `prepare` cuts any
+# longer text before it looks at a single character.
+MAX_TEXT_CHARS = 20_000
+
+
+def capped(text: str) -> tuple[str, str | None]:
+    """(text cut to MAX_TEXT_CHARS, a notice saying so or None)."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text, None
+    return text[:MAX_TEXT_CHARS], (f"The text is {len(text):,} characters long; the course keeps the first "
+                                   f"{MAX_TEXT_CHARS:,} (no model here reads more than a few thousand at once).")
+
+
 def text_box(default: str = DEFAULT_TEXT, label: str = "Your text", rows: int = 3,
              key: str = "text") -> mo.ui.text_area:
-    """The learner's own text, remembered across restarts (and across chapters that share `key`)."""
-    saved = store.get_setting(key, default)
-    return mo.ui.text_area(value=saved, label=label, rows=rows, full_width=True,
-                           on_change=lambda t: store.set_setting(key, t))
+    """The learner's own text, remembered across restarts (and across chapters that share `key`),
+    at most MAX_TEXT_CHARS long."""
+    saved, _ = capped(store.get_setting(key, default))
+    return mo.ui.text_area(value=saved, label=f"{label} (up to {MAX_TEXT_CHARS:,} characters)", rows=rows,
+                           full_width=True, max_length=MAX_TEXT_CHARS,
+                           on_change=lambda t: store.set_setting(key, capped(t)[0]))
 
 
 @dataclass
@@ -112,15 +129,21 @@ class Prepared:
         return mo.callout(mo.md("\n\n".join(self.notices)), kind="warn") if self.notices else None
 
 
-def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "To be") -> Prepared:
+def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "To be", *,
+            why: str | None = None) -> Prepared:
     """Any text -> ids for the model, never an exception: empty text, characters the model
-    has never seen, and text longer than the context each give a visible notice instead."""
+    has never seen, and text longer than the context each give a visible notice instead.
+
+    max_tokens: a page's own, smaller limit; `why` says in a few words why the page imposes it
+    (it completes "only its last N are used (...)")."""
     tok = loaded.tokenizer
-    notices: list[str] = []
+    text, cut = capped(text)  # before any per-character work: a 10 MB paste must not cost seconds
+    notices: list[str] = [cut] if cut else []
     if not text:
         notices.append(f"The text box is empty, so this uses “{fallback}”.")
         text = fallback
-    limit = max_tokens or loaded.model.config.n_ctx
+    context = loaded.model.config.n_ctx
+    limit = min(max_tokens, context) if max_tokens else context
     strip: list[dict] = []
     if loaded.is_char_level:
         unknown = set(tok.unknown(text))
@@ -151,11 +174,12 @@ def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "T
                   "color": n % len(PALETTE)} for n, i in enumerate(ids)]
     fits = loaded.model.max_trace_tokens()
     if len(ids) > min(limit, fits):
-        why = (f"the model's context is {loaded.model.config.n_ctx} tokens" if limit <= fits else
-               f"recording every intermediate tensor of a longer text would take more than "
-               f"{loaded.model.trace_bytes(None, fits + 1) / 2**30:.1f} GiB of memory")
+        reason = (f"recording every intermediate tensor of a longer text would take more than "
+                  f"{loaded.model.trace_bytes(None, fits + 1) / 2**30:.1f} GiB of memory" if limit > fits else
+                  f"the model's context is {context} tokens" if limit == context else
+                  why or f"this page reads at most {limit} tokens")
         limit = min(limit, fits)
-        notices.append(f"The text is {len(ids)} tokens long; only its last {limit} are used ({why}).")
+        notices.append(f"The text is {len(ids)} tokens long; only its last {limit} are used ({reason}).")
         ids = ids[-limit:]
         known = [r for r in strip if not r.get("unknown")]
         strip = known[-limit:]

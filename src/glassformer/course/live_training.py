@@ -4,11 +4,15 @@ A web page (chapter 9 of the course) starts real training runs. The page must ne
 training, and two learners must not start two runs that fight over the same CPU cores, so:
 
 - the run is a separate process, `python -m glassformer.course.live_training <run folder> <lock> <train
-  arguments>`, which runs exactly `glassformer train <train arguments>`; its output goes to
+  arguments>`, which runs exactly `glassformer train <train arguments>` (`glassformer.train.main`); its output goes to
   <run folder>/train.log and its exit status to <run folder>/exit.json;
 - a lock file holds the running process's pid; a lock whose process is gone is stale, and free;
 - stopping sends SIGINT (what Ctrl-C sends): train.py finishes the optimizer step it is in, saves
   a checkpoint and exits, so the run can be continued later with `--resume`;
+- a new run never deletes the one before it: the old folder is moved aside to <folder>-<date>-<time>
+  (in runs/ a finished one stays in the model picker), and the page says where;
+- the process that launched a run reaps it as soon as it ends (a thread waits on it), whichever page
+  stopped it, so no zombie is left behind;
 - the page follows a run by reading its metrics.jsonl (`read_metrics`), which train.py appends to
   as it goes.
 
@@ -22,10 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,6 @@ from pathlib import Path
 from glassformer.train import read_metrics
 
 LOCK_NAME = "training.lock"
-_children: list[subprocess.Popen] = []  # started by this process: polled so that none stays a zombie
 
 
 class Busy(RuntimeError):
@@ -46,9 +49,6 @@ def lock_path(data_dir: str | Path) -> Path:
 
 def _alive(pid: int) -> bool:
     """Is `pid` a live (not zombie) process started by this module?"""
-    for child in _children[:]:
-        if child.poll() is not None:  # reaps it if it has ended
-            _children.remove(child)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,7 +88,8 @@ def launch(data_dir: str | Path, folder: str | Path, train_args: list[str], *, r
            threads: int | None = 1) -> dict:
     """Start `glassformer train --out folder [--resume] *train_args` in the background.
 
-    Raises Busy when another run holds the lock. A new (not resumed) run starts from an empty folder.
+    Raises Busy when another run holds the lock. A new (not resumed) run starts from an empty folder;
+    what was there before is kept (see `keep_aside`), and the returned info names it under "kept".
     threads: the run's torch threads (None: torch's default, one per core). One leaves the other
     cores to the course server; on a busy machine two processes with two threads each on two cores
     were measured several times slower per step than with one thread each."""
@@ -107,8 +108,7 @@ def launch(data_dir: str | Path, folder: str | Path, train_args: list[str], *, r
     else:
         raise Busy("could not take the training lock")
     try:
-        if not resume and folder.exists():
-            shutil.rmtree(folder)
+        kept = None if resume else keep_aside(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "exit.json").unlink(missing_ok=True)
         args = ["--out", str(folder), "--no-progress", *(["--resume"] if resume else []), *train_args]
@@ -117,15 +117,30 @@ def launch(data_dir: str | Path, folder: str | Path, train_args: list[str], *, r
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1",
                                           **({"OMP_NUM_THREADS": str(threads)} if threads else {})})
-        _children.append(child)
+        threading.Thread(target=child.wait, name=f"reap training pid {child.pid}", daemon=True).start()
         info = {"pid": child.pid, "folder": str(folder), "args": args, "started": time.time()}
         os.write(fd, json.dumps(info).encode())
+        info["kept"] = str(kept) if kept else None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
     return info
+
+
+def keep_aside(folder: Path) -> Path | None:
+    """Make room for a new run in `folder` without losing the old one: a folder with anything in it
+    (a checkpoint that can be resumed, a finished model, the log of a failed run) is renamed to
+    <folder>-<YYYYmmdd-HHMMSS> beside it, and that path is returned. Nothing is deleted."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(folder.stat().st_mtime))
+    dest, n = folder.with_name(f"{folder.name}-{stamp}"), 2
+    while dest.exists():
+        dest, n = folder.with_name(f"{folder.name}-{stamp}-{n}"), n + 1
+    folder.rename(dest)
+    return dest
 
 
 def stop(data_dir: str | Path, wait: float = 10.0) -> bool:
@@ -204,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 1
     try:
-        from glassformer.cli import main as cli_main
+        from glassformer.train import main as train_main
 
-        code = cli_main(["train", *train_args])
+        code = train_main(train_args)
     except KeyboardInterrupt:
         code = 130
     finally:

@@ -3,7 +3,8 @@
 Chapters are marimo notebooks served as apps (each browser tab gets its own session, in a
 thread of this process); the home page and the small JSON API are plain Starlette routes.
 The server binds 127.0.0.1 unless told otherwise, and no endpoint runs learner-supplied code
-(chapters run in marimo's app mode: the learner can move sliders, not edit cells).
+(chapters run in marimo's app mode: the learner can move sliders, not edit cells). Every request
+passes `guard.OwnPagesOnly` first: only the course's own pages can change state or reach a kernel.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
-from glassformer.course import catalog, store
+from glassformer.course import catalog, guard, store
 
 PITCH = ("Every picture in this course is computed live, by a real Transformer, on your own text — "
          "and next to every picture is the actual PyTorch code that produced it. No ML background "
@@ -39,6 +40,7 @@ ol.chapters { list-style: none; padding: 0; } ol.chapters li { display: flex; al
 .coming .num { color: #9ca3af; } .badge { font-size: 0.75rem; background: #f3f4f6; color: #6b7280;
   padding: 1px 6px; border-radius: 8px; } form { display: inline; }
 button { background: #fff; border: 1px solid #d1d5db; border-radius: 6px; padding: 4px 10px; cursor: pointer; }
+.notice { background: #fef3c7; border: 1px solid #f59e0b; border-radius: 6px; padding: 8px 12px; }
 footer { margin-top: 2rem; color: #6b7280; font-size: 0.85rem; }
 """
 
@@ -65,10 +67,19 @@ def home_page() -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="/favicon.ico"><style>{STYLE}</style></head><body>
 <h1>glassformer</h1><p class="tag">A Transformer you can see through.</p>
 <p>{html.escape(PITCH)}</p>
-<h2>Chapters</h2><ol class="chapters">{''.join(items)}</ol>
+{damaged_notice()}<h2>Chapters</h2><ol class="chapters">{''.join(items)}</ol>
 <footer>Progress is saved on this machine ({html.escape(str(store.db_path()))}).
 <form method="post" action="/api/progress/reset" onsubmit="return confirm('Forget all quiz answers and visits?')">
 <button type="submit">Reset progress</button></form></footer></body></html>"""
+
+
+def damaged_notice() -> str:
+    damaged = store.damaged_files()
+    if not damaged:
+        return ""
+    names = ", ".join(html.escape(str(p)) for p in damaged)
+    return (f'<p class="notice">Your progress file was damaged, so it was set aside as {names} and a fresh one '
+            f'was started: quiz answers and visits from before are not shown. Nothing was deleted.</p>')
 
 
 async def home(request: Request) -> HTMLResponse:
@@ -93,30 +104,8 @@ async def progress(request: Request) -> JSONResponse:
     return JSONResponse(store.progress())
 
 
-# The names this server answers to; serve() adds the address it was asked to bind.
-ALLOWED_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def same_origin(request: Request) -> bool:
-    """A state-changing request must come from the course's own pages: a page on another site
-    can make the browser POST a form here (cross-site request forgery), but the browser then
-    says where it came from (Origin, Sec-Fetch-Site), which is checked against our own address."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
-    host = request.headers.get("host", "")
-    if host.rsplit(":", 1)[0].strip("[]") not in ALLOWED_HOSTS:  # a rebound DNS name pointing here
-        return False
-    origin = request.headers.get("origin")
-    if origin is None:
-        return site is not None or "application/json" in request.headers.get("accept", "")
-    return origin in (f"http://{host}", f"https://{host}")
-
-
 async def reset_progress(request: Request):
-    if not same_origin(request):
-        return JSONResponse({"error": "refused: this request did not come from the course's own pages"},
-                            status_code=403)
+    # Only the course's own pages get here: guard.OwnPagesOnly refuses a foreign Origin or Host first.
     store.reset()
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"reset": True})
@@ -129,8 +118,12 @@ async def models(request: Request) -> JSONResponse:
     return JSONResponse([e.__dict__ for e in available_models()])
 
 
-def build_app() -> Starlette:
+def build_app(hosts: frozenset[str] = guard.LOOPBACK):
+    """The whole course as one ASGI app, behind the guard that obeys only its own pages (`hosts`:
+    the names the Host header may carry, see guard.allowed_hosts)."""
     import marimo
+
+    serialize_compilation()
 
     builder = marimo.create_asgi_app(quiet=True)
     for ch in catalog.CHAPTERS:
@@ -145,17 +138,61 @@ def build_app() -> Starlette:
         Route("/api/models", models),
         Mount("/", app=builder.build()),
     ]
-    return Starlette(routes=routes)
+    return guard.OwnPagesOnly(Starlette(routes=routes), hosts)
+
+
+_compile_lock = threading.RLock()
+
+
+def serialize_compilation() -> None:
+    """Let one thread at a time run Python's `compile` in this process.
+
+    Every chapter session runs in a thread of this server, and marimo parses and compiles the
+    notebook's cells when a session starts. CPython 3.11 keeps the AST converter's recursion counter
+    per interpreter, not per thread, so two sessions starting together can corrupt it: an audit saw
+    1 of 50 simultaneous sessions died with "SystemError: AST constructor recursion depth mismatch".
+    Compiling takes milliseconds; taking turns costs nothing a learner can notice."""
+    import builtins
+
+    if getattr(builtins.compile, "serialized", False):
+        return
+    unlocked = builtins.compile
+
+    def compile(*args, **kwargs):  # noqa: A001 - it is the builtin, taken in turns
+        with _compile_lock:
+            return unlocked(*args, **kwargs)
+
+    compile.serialized = True
+    builtins.compile = compile
 
 
 def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
+    """True if the course can listen on host:port, False if another program holds the port.
+
+    An address nothing could listen on is the user's mistake and raises BadSetting, saying which:
+    a port outside 1-65535, a host name that does not resolve, an address of another machine."""
+    import errno
+
+    from glassformer.errors import BadSetting
+
+    if not 1 <= port <= 65535:
+        raise BadSetting("port", f"must be between 1 and 65535, got {port}")
+    try:  # the address family (IPv4 or IPv6) follows the host
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise BadSetting("host", f"{host} is not an address or a name this machine can resolve ({exc.strerror})") from None
+    with socket.socket(family, kind) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise BadSetting("host", f"{host} is not an address of this machine (127.0.0.1: this machine only; "
+                                         f"0.0.0.0: every network it is on)") from None
+            raise OSError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return True
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) -> int:
@@ -166,14 +203,13 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
               f"choose another with --port", file=sys.stderr)
         return 2
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    ALLOWED_HOSTS.add(host)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host}: other machines on your network can open the course", file=sys.stderr)
     t0 = time.perf_counter()
     from glassformer.registry import load_model
 
     load_model("course")  # warm the shared model before the first page asks for it
-    app = build_app()
+    app = build_app(guard.allowed_hosts(host))
     print(f"glassformer course: {url}  (ready in {time.perf_counter() - t0:.1f}s; Ctrl-C to stop)", flush=True)
     if open_browser:
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()

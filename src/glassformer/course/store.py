@@ -2,6 +2,11 @@
 (the selected model, the learner's own text). One SQLite file in the user data directory
 ($GLASSFORMER_DATA overrides it). Each call opens its own connection: chapters run in
 threads of one server process, and SQLite serializes the writes.
+
+A damaged file (a disk that filled up mid-write, a copy cut short) is never a reason to fail: it is
+moved aside to progress.sqlite3.damaged-<date>-<time>, a fresh store takes its place, and
+`damaged_files()` names what was set aside so the home page can say so. A setting larger than
+MAX_SETTING_BYTES is refused: the store holds choices and short texts, not documents.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -30,10 +36,66 @@ def db_path() -> Path:
     return folder / "progress.sqlite3"
 
 
+MAX_SETTING_BYTES = 256 * 1024
+
+_checked: set[Path] = set()       # files whose integrity this process has checked
+_set_aside: list[Path] = []       # damaged files moved aside by this process
+_check_lock = threading.Lock()
+
+
 def connect() -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path(), timeout=10)
-    conn.executescript(SCHEMA)
+    path = db_path()
+    with _check_lock:
+        if path not in _checked:  # once per process: a full check costs a read of the file
+            conn = _open_checked(path)
+            _checked.add(path)
+            return conn
+    try:
+        return _open(path)
+    except sqlite3.DatabaseError:  # damaged since the check (another process wrote garbage)
+        with _check_lock:
+            return _open_checked(path)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10)
+    try:
+        conn.executescript(SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """Open `path`, and if SQLite finds it damaged, move it aside and start a fresh one."""
+    try:
+        conn = _open(path)
+        ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        if ok:
+            return conn
+        conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # a writer holds it: not damage
+    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        pass
+    dest = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 2
+    while dest.exists():
+        dest, n = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+    path.rename(dest)
+    for suffix in ("-wal", "-shm", "-journal"):  # their pages belong to the damaged file
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(dest.with_name(dest.name + suffix))
+    _set_aside.append(dest)
+    return _open(path)
+
+
+def damaged_files() -> list[Path]:
+    """Damaged progress files this process moved aside (and started afresh after)."""
+    return list(_set_aside)
 
 
 def record_answer(chapter: str, question: str, choice: int, correct: bool) -> None:
@@ -74,8 +136,12 @@ def get_setting(key: str, default=None):
 
 
 def set_setting(key: str, value) -> None:
+    encoded = json.dumps(value)
+    if len(encoded.encode()) > MAX_SETTING_BYTES:
+        raise ValueError(f"setting {key!r} is {len(encoded.encode()):,} bytes; the store keeps at most "
+                         f"{MAX_SETTING_BYTES:,}")
     with closing(connect()) as conn, conn:
-        conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+        conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, encoded))
 
 
 def reset() -> None:

@@ -57,13 +57,18 @@ def _(common, mo):
 
 
 @app.cell
-def _(common, mo, picker, text, training_lab):
+def _(common, mo, picker, text, token_label, training_lab):
     loaded, load_problem = common.load_chosen(picker.value)
-    prepared = common.prepare(loaded, text.value)
+    _fallback = "To be"
+    prepared = common.prepare(loaded, text.value, fallback=_fallback)
     _short = None
     if len(prepared.ids) < 2:  # one token has no "next" token to predict
-        _short = f"Your text is a single token, which has no next token to predict; this uses “To be” instead."
-        prepared = common.prepare(loaded, "To be")
+        _short = (f"Your text is a single token, which has no next token to predict; this uses “{_fallback}” "
+                  "instead.")
+        prepared = common.prepare(loaded, _fallback)
+    # Whose text the page works on: the learner's, or the fallback (empty box, nothing known, one token).
+    _yours = _short is None and (prepared.text != _fallback or text.value == _fallback)
+    text_name = "your text" if _yours else f"the text “{_fallback}” (yours could not be used: see the note above)"
     ids = prepared.ids
     token_loss, token_p = training_lab.per_position_loss(loaded.model, ids)   # (T-1,), (T-1,)
     labels = [token_label(loaded.tokenizer.token_bytes(i)) for i in ids]
@@ -71,11 +76,11 @@ def _(common, mo, picker, text, training_lab):
                           prepared.notice(), mo.callout(mo.md(_short), kind="warn") if _short else None]
               if n is not None]
     mo.vstack(_notes) if _notes else None
-    return ids, labels, loaded, token_loss, token_p
+    return ids, labels, loaded, text_name, token_loss, token_p
 
 
 @app.cell
-def _(ids, labels, mo):
+def _(ids, labels, mo, text_name):
     _T = len(ids)
     _rows = []
     for _t in range(1, _T):
@@ -87,14 +92,15 @@ def _(ids, labels, mo):
 
     The task is always the same, **next-token prediction**: given the tokens so far, give a
     probability to every token that could come next. One stretch of text is therefore not one
-    training example but many. Your text is {_T} tokens long, so it holds {_T - 1} examples:
+    training example but many. {text_name[0].upper() + text_name[1:]} is {_T} tokens long, so it holds {_T - 1}
+    examples:
     after the first token predict the second, after the first two predict the third, and so on. The
     first token is never a target (there is nothing before it to predict it from), and after the last
     one there is nothing left to predict.
     """),
         mo.ui.table(_rows, selection=None, pagination=True, page_size=8, show_download=False,
                     show_data_types=False, show_search=False, show_column_summaries=False,
-                    label=f"the {_T - 1} (context → target) pairs in your text"),
+                    label=f"the {_T - 1} (context → target) pairs in {text_name.split(' (')[0]}"),
     ])
     return
 
@@ -173,7 +179,7 @@ def _(SVG, alt, loaded, math, mo, p_correct):
 
 
 @app.cell
-def _(SVG, alt, code_panel, labels, loaded, mo, token_loss, token_p, torch, train):
+def _(SVG, alt, code_panel, labels, loaded, mo, text_name, token_loss, token_p, torch, train):
     _rows = []
     for _t in range(len(token_loss)):
         _rows.append({"key": f"{_t:04d} {labels[_t + 1]}", "target": labels[_t + 1],
@@ -187,7 +193,8 @@ def _(SVG, alt, code_panel, labels, loaded, mo, token_loss, token_p, torch, trai
         color=alt.Color("loss:Q", scale=alt.Scale(scheme="reds"), legend=None),
         tooltip=[alt.Tooltip("context:N", title="context (end)"), alt.Tooltip("target:N"),
                  alt.Tooltip("p:Q", title="P(target)", format=".4f"), alt.Tooltip("loss:Q", format=".4f")],
-    ).properties(width=640, height=200, title=f"{loaded.name}: loss at each position of your text", usermeta=SVG)
+    ).properties(width=640, height=200, title=f"{loaded.name}: loss at each position of {text_name.split(' (')[0]}",
+                 usermeta=SVG)
     _worst = max(range(len(_rows)), key=lambda i: _rows[i]["loss"])
     _best = min(range(len(_rows)), key=lambda i: _rows[i]["loss"])
     _mean = token_loss.mean().item()
@@ -197,7 +204,7 @@ def _(SVG, alt, code_panel, labels, loaded, mo, token_loss, token_p, torch, trai
         return ctx if len(ctx) <= 12 else "…" + ctx[-12:]
 
     mo.vstack([
-        mo.md("Now the real model on your text. Each bar is one example: the loss at that position. "
+        mo.md(f"Now the real model on {text_name.split(' (')[0]}. Each bar is one example: the loss at that position. "
               "Hover a bar for its context and the probability the model gave the right token."),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
         mo.md(f"Mean over the {len(_rows)} examples: **{_mean:.3f}** (a uniform guess would score "
@@ -313,8 +320,9 @@ def _(Path, live_training, mo, registry, store, time):
             set_message(f"Not started: {exc}.")
         else:
             registry.load_model.cache_clear()  # the picker must load the new weights of runs/live, not cached ones
+            kept = (f" Your previous run was kept, not deleted: `{info['kept']}`." if info.get("kept") else "")
             set_message(f"{'Resumed' if resume else 'Started'} at {time.strftime('%H:%M:%S')}: "
-                        f"`glassformer train {' '.join(info['args'])}` (process {info['pid']})")
+                        f"`glassformer train {' '.join(info['args'])}` (process {info['pid']}).{kept}")
         return time.time()
 
     def _stop(_):
