@@ -124,6 +124,35 @@ def test_mean_loss_scores_the_same_targets_as_train_evaluate():
     assert abs(bigram.mean_loss(model, data, 64, windows=4) - by_hand) < 1e-5
 
 
+def test_window_losses_are_what_mean_loss_averages_and_loss_gap_spreads_over_windows_by_hand():
+    torch.manual_seed(0)
+    model = DecoderLM(preset("tiny")).eval()
+    data = torch.randint(0, 65, (64 * 9 + 17,))
+    for windows in (None, 5):
+        rows = bigram.window_losses(model, data, 64, windows)
+        assert rows.shape == ((9 if windows is None else 5), 64)
+        assert abs(rows.double().mean().item() - bigram.mean_loss(model, data, 64, windows)) < 1e-6
+    x, y = bigram.spread_windows(data, 64, 5)
+    logp = model(x).float().log_softmax(-1)
+    by_hand = -logp.gather(-1, y[..., None])[..., 0]                       # (5, 64): -ln p(target)
+    torch.testing.assert_close(bigram.window_losses(model, data, 64, 5), by_hand, atol=1e-5, rtol=0)
+    # the gap: the mean of B - A over every target; its standard error from the 5 window means
+    a = torch.rand(5, 64)
+    b = a + torch.tensor([0.1, 0.3, -0.2, 0.5, 0.0])[:, None] + 0.01 * torch.randn(5, 64)
+    gap = bigram.loss_gap(a, b)
+    diffs = (b - a).double()
+    means = [float(row.mean()) for row in diffs]
+    centre = sum(means) / 5
+    stderr = math.sqrt(sum((m - centre) ** 2 for m in means) / 4) / math.sqrt(5)
+    assert abs(gap.mean - float(diffs.mean())) < 1e-12 and abs(gap.stderr - stderr) < 1e-9
+    assert (gap.windows, gap.tokens) == (5, 320)
+    assert gap.within_noise() == (abs(gap.mean) < 2 * stderr)
+    assert bigram.loss_gap(a, a + 1.0).within_noise() is False      # the same shift in every window: no spread
+    assert bigram.loss_gap(a[:1], b[:1]).within_noise()             # one window: nothing to judge the spread by
+    with pytest.raises(ValueError):
+        bigram.loss_gap(a, b[:4])
+
+
 # --- the embedding table ------------------------------------------------------------------------
 
 def plain_cosine(a, b) -> float:

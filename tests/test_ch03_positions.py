@@ -142,3 +142,23 @@ def test_order_blind_attention_with_everything_on_is_the_models_own_first_attent
     _, trace = model.run_with_trace(ids[None], names="blocks.0.attn_out")
     ours = position_lab.order_blind_attention(model, ids, positions=True, causal=True)
     torch.testing.assert_close(ours, trace["blocks.0.attn_out"][0], atol=1e-6, rtol=0)
+
+
+def test_a_shuffle_before_the_last_token_moves_one_layers_last_output_not_necessarily_a_stacks():
+    """One attention layer without positions: the last position's output ignores the order of the
+    tokens before it. Two layers: it need not, since layer 2 reads what each earlier token made of
+    its own (shuffled) predecessors. Measured on the whole model's last logits."""
+    rng = random.Random(3)
+    ids = [rng.randrange(65) for _ in range(24)]
+    perm = position_lab.shuffle_all_but_last(24, 5)
+    assert sorted(perm) == list(range(24)) and perm[-1] == 23 and perm != list(range(24))
+    assert position_lab.shuffle_all_but_last(3, 0) == [0, 1, 2]     # with two to shuffle, a seed can keep the order
+    torch.manual_seed(0)
+    one = with_big_weights(build_model(preset("tiny", position="none", n_layers=1)))
+    two = with_big_weights(build_model(preset("tiny", position="none", n_layers=2)))
+    assert position_lab.last_logits_gap(one, ids, perm) < 1e-4
+    assert position_lab.last_logits_gap(two, ids, perm) > 1e-2
+    # the shipped model without positions, on a line of Shakespeare: its last prediction moves too
+    model, tokenizer, _ = extrapolation.load_position_model("none")
+    line = tokenizer.encode("ROMEO:\nBut soft, what light through yonder window breaks?")
+    assert position_lab.last_logits_gap(model, line, position_lab.shuffle_all_but_last(len(line), 0)) > 0.1

@@ -186,3 +186,18 @@ def test_held_out_loss_with_the_mask_is_the_plain_cross_entropy():
         logp = model(x).double().log_softmax(-1)                            # (B, T, V)
     by_hand = -logp.gather(-1, y[..., None]).mean().item()
     assert abs(M.held_out_loss(model, data, masked=True) - by_hand) < 1e-5
+
+
+def test_a_text_cut_by_the_pages_own_limit_says_so_not_the_context(course):
+    """Chapter 4 reads at most 64 tokens to keep its charts readable; the notice gives that reason,
+    and the context only when the context is what cut the text."""
+    from glassformer.course import common
+
+    text = "To be, or not to be, that is the question. " * 3                      # 129 characters
+    page = common.prepare(course, text, max_tokens=64, why="one bar per token stays readable")
+    assert len(page.ids) == 64 and page.notices[-1].endswith("(one bar per token stays readable).")
+    assert "context" not in page.notices[-1]
+    assert common.prepare(course, text, max_tokens=64).notices[-1].endswith("(this page reads at most 64 tokens).")
+    whole = common.prepare(course, text * 2)                                      # 258 characters > 256
+    assert len(whole.ids) == 256 and whole.notices[-1].endswith("(the model's context is 256 tokens).")
+    assert common.prepare(course, text * 2, max_tokens=1000).ids == whole.ids    # a page limit above the context

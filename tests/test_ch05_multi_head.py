@@ -197,3 +197,14 @@ def test_describe_labels_follow_the_profile():
     assert heads.describe(profile(first=0.9), 0) == "first token"
     assert heads.describe(profile(distance=2.2), 0) == "local, ~2 back"
     assert heads.describe(profile(distance=17.6), 0) == "long range, ~18 back"
+
+
+def test_qwen3s_full_context_is_its_documented_length_not_the_largest_position_its_config_accepts():
+    qwen = preset("qwen3-0.6b")
+    assert qwen.n_ctx == 40_960 and kv_memory.documented_context(qwen) == 32_768
+    (own,) = [r for r in kv_memory.kv_table({"Qwen3-0.6B": qwen}) if "as built" in r.kind]
+    assert own.n_ctx == 32_768 and own.full_context == 2 * 28 * 8 * 128 * 4 * 32_768      # 7.0 GiB in fp32
+    assert kv_memory.human_bytes(own.full_context) == "7.0 GiB"
+    assert kv_memory.human_bytes(kv_memory.kv_bytes(qwen, qwen.n_ctx, device="meta")) == "8.8 GiB"
+    assert kv_memory.documented_context(preset("gpt2")) == 1024                          # nothing to correct
+    assert kv_memory.documented_context(preset("qwen3-0.6b", n_layers=2)) == 40_960      # another shape

@@ -40,10 +40,11 @@ def test_every_stage_marker_is_exactly_one_line_of_the_code_it_names(pre_norm):
         if not stage.in_mlp:  # and in the branch of the arrangement: post-norm lines come after `if self.pre_norm`
             index = next(i for i, line in enumerate(block_lines) if stage.marker in line)
             branch_start = next(i for i, line in enumerate(block_lines) if "if self.pre_norm" in line)
-            branch_end = next(i for i, line in enumerate(block_lines) if line.strip().startswith("return")
-                              and i > branch_start)
+            depth = len(block_lines[branch_start]) - len(block_lines[branch_start].lstrip())
+            branch_end = next(i for i in range(branch_start + 1, len(block_lines))   # the first line back out
+                              if block_lines[i].strip() and len(block_lines[i]) - len(block_lines[i].lstrip()) <= depth)
             if stage.hook != "resid_pre":
-                assert (branch_start < index <= branch_end) == pre_norm, stage.hook
+                assert (branch_start < index < branch_end) == pre_norm, stage.hook
 
 
 def test_walk_block_reads_the_trace_and_the_additions_hold(traced):
@@ -161,3 +162,15 @@ def test_the_chapters_xavier_finding_holds_at_its_default_depths():
     pre = [gradnorms.layer_gradient_norms(n, True, 32, 3, "xavier")[-1] for n in (2, 24)]
     post = [gradnorms.layer_gradient_norms(n, False, 32, 3, "xavier")[-1] for n in (2, 24)]
     assert pre[1] / pre[0] < 0.9 and post[1] / post[0] > pre[1] / pre[0]
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_stage_names_are_whole_and_fit_every_mlp_kind(pre_norm):
+    """The step path prints each stage's short label; the heading prints its title. Both must read
+    whole (no bracket left open) and hold for GELU and SwiGLU models alike."""
+    for stage in anatomy.block_stages(pre_norm):
+        for name in (stage.label, stage.title):
+            assert name and name.count("(") == name.count(")"), name
+            assert "SwiGLU" not in name and "GELU" not in name, name
+    labels = [s.label for s in anatomy.block_stages(pre_norm)]
+    assert len(labels) == len(set(labels)) == 9

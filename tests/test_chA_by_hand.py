@@ -261,3 +261,22 @@ def test_number_table_prints_what_the_checker_reads():
     assert format_number(-math.inf) == "−∞" and format_number(-0.0001) == "0.000" and format_number(-1.25) == "−1.250"
     markup = table_html([[1.0, -math.inf]], ["the"], ["a", "b"], highlight=(0, 1))
     assert "−∞" in markup and "#fde68a" in markup
+
+
+def test_each_step_has_one_small_check_function_in_page_order():
+    assert tuple(we.CHECKS) == we.STEPS and len(we.STEPS) == 14
+    model = we.build()
+    prepared = we.prepare("the cat sat")
+    _, trace = we.run(model, prepared.ids)
+    hand = we.checks(model, trace, prepared.words)
+    assert list(hand) == list(we.STEPS) and all(c.key == k for k, c in hand.items())
+    assert all(step.__doc__ for step in we.CHECKS.values())
+
+
+def test_softmax_gives_exactly_zero_long_before_minus_infinity():
+    """Appendix A's quiz: in exact arithmetic only −∞ gets weight 0; float32 rounds to 0 much sooner."""
+    gap = we.softmax_zero_gap(torch.float32)
+    weight = lambda x: torch.softmax(torch.tensor([0.0, x], dtype=torch.float32), dim=-1)[1].item()  # noqa: E731
+    assert 100 < gap < 110
+    assert weight(-gap - 0.05) == 0.0 and weight(-gap + 0.05) > 0.0
+    assert we.softmax_zero_gap(torch.float64) > 700                 # the toy itself runs in float64

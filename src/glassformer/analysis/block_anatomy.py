@@ -35,33 +35,45 @@ class Stage:
     title: str         # what happened to the vector at this stage
     marker: str        # text of the line of Block.forward (or the MLP's forward) that made it
     in_mlp: bool = False  # the line is in the MLP's forward, not in Block.forward
+    short: str = ""    # a few words for a path of all the stages ("norm 1", "MLP up"); the title when empty
+
+    @property
+    def label(self) -> str:
+        return self.short or self.title
 
 
 # Pre-norm (GPT-2, Llama, Qwen, the course model): x = x + attn(norm1(x)); x = x + mlp(norm2(x)).
 PRE_NORM_STAGES = [
-    Stage("resid_pre", "the stream entering the block", "x = self.hook_resid_pre(x)"),
-    Stage("attn_in", "norm 1: the stream, normalized", "self.hook_attn_in(self.norm1(x))"),
-    Stage("attn_out", "attention's output", "self.hook_attn_out(self.attn(self.hook_attn_in(self.norm1(x))"),
-    Stage("resid_mid", "add: stream + attention", "mid = self.hook_resid_mid(x + self._drop(attn_out))"),
-    Stage("mlp_in", "norm 2: the new stream, normalized", "self.hook_mlp_in(self.norm2(mid))"),
-    Stage("mlp.pre", "MLP widening (D → F; SwiGLU: the gate)", "self.hook_pre(", in_mlp=True),
-    Stage("mlp.post", "MLP activation", "self.hook_post(", in_mlp=True),
-    Stage("mlp_out", "MLP down-projection (F → D)", "self.hook_mlp_out(self.mlp(self.hook_mlp_in(self.norm2(mid))))"),
+    Stage("resid_pre", "the stream entering the block", "x = self.hook_resid_pre(x)", short="stream in"),
+    Stage("attn_in", "norm 1: the stream, normalized", "self.hook_attn_in(self.norm1(x))", short="norm 1"),
+    Stage("attn_out", "attention's output", "self.hook_attn_out(self.attn(self.hook_attn_in(self.norm1(x))",
+          short="attention"),
+    Stage("resid_mid", "add: stream + attention", "mid = self.hook_resid_mid(x + self._drop(attn_out))",
+          short="+ attention"),
+    Stage("mlp_in", "norm 2: the new stream, normalized", "self.hook_mlp_in(self.norm2(mid))", short="norm 2"),
+    Stage("mlp.pre", "MLP widening (D → F)", "self.hook_pre(", in_mlp=True, short="MLP up"),
+    Stage("mlp.post", "MLP activation", "self.hook_post(", in_mlp=True, short="activation"),
+    Stage("mlp_out", "MLP down-projection (F → D)", "self.hook_mlp_out(self.mlp(self.hook_mlp_in(self.norm2(mid))))",
+          short="MLP down"),
     Stage("resid_post", "add: stream + MLP, leaving the block",
-          "return self.hook_resid_post(mid + self._drop(mlp_out))"),
+          "return self.hook_resid_post(mid + self._drop(mlp_out))", short="+ MLP"),
 ]
 
 # Post-norm (the 2017 Transformer): x = norm1(x + attn(x)); x = norm2(x + mlp(x)).
 POST_NORM_STAGES = [
-    Stage("resid_pre", "the stream entering the block", "x = self.hook_resid_pre(x)"),
-    Stage("attn_in", "attention's input: the raw stream", "self.hook_attn_in(x)"),
-    Stage("attn_out", "attention's output", "attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(x)"),
-    Stage("resid_mid", "add, then norm 1", "mid = self.hook_resid_mid(self.norm1(x + self._drop(attn_out)))"),
-    Stage("mlp_in", "the MLP's input: the stream itself", "self.hook_mlp_in(mid)"),
-    Stage("mlp.pre", "MLP widening (D → F; SwiGLU: the gate)", "self.hook_pre(", in_mlp=True),
-    Stage("mlp.post", "MLP activation", "self.hook_post(", in_mlp=True),
-    Stage("mlp_out", "MLP down-projection (F → D)", "mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(mid)))"),
-    Stage("resid_post", "add, then norm 2, leaving the block", "return self.hook_resid_post(self.norm2("),
+    Stage("resid_pre", "the stream entering the block", "x = self.hook_resid_pre(x)", short="stream in"),
+    Stage("attn_in", "attention's input: the raw stream", "self.hook_attn_in(x)", short="attention's input"),
+    Stage("attn_out", "attention's output", "attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(x)",
+          short="attention"),
+    Stage("resid_mid", "add, then norm 1", "mid = self.hook_resid_mid(self.norm1(x + self._drop(attn_out)))",
+          short="+ attention, norm 1"),
+    Stage("mlp_in", "the MLP's input: the stream itself", "self.hook_mlp_in(mid)", short="MLP's input"),
+    Stage("mlp.pre", "MLP widening (D → F)", "self.hook_pre(", in_mlp=True, short="MLP up"),
+    Stage("mlp.post", "MLP activation", "self.hook_post(", in_mlp=True, short="activation"),
+    Stage("mlp_out", "MLP down-projection (F → D)", "mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(mid)))",
+          short="MLP down"),
+    Stage("resid_post", "add, then norm 2, leaving the block", "return self.hook_resid_post(self.norm2(",
+          short="+ MLP, norm 2"),
 ]
 
 

@@ -5,7 +5,7 @@ During generation the model keeps every earlier position's keys and values, in e
 
     2 (k and v) * n_layers * n_kv_heads * head_dim * bytes per number
 
-and a full context is that times n_ctx. Multi-head attention (MHA) has one key/value head per
+and a full context is that times the context length. Multi-head attention (MHA) has one key/value head per
 query head; grouped-query attention (GQA, Ainslie et al. 2023) lets groups of query heads share
 one, and multi-query attention (MQA, Shazeer 2019) has a single key/value head for all of them.
 The cache shrinks by n_heads / n_kv_heads; the query side, and so the number of attention
@@ -28,7 +28,13 @@ from dataclasses import dataclass
 import torch
 
 from glassformer.model.attention import KVCache
-from glassformer.model.config import ModelConfig
+from glassformer.model.config import ModelConfig, preset
+
+# Context lengths a publisher documents where they differ from the most positions the checkpoint's
+# config accepts (a preset's n_ctx copies Hugging Face's `max_position_embeddings`). Qwen3-0.6B: its
+# model card (huggingface.co/Qwen/Qwen3-0.6B) gives "Context Length: 32,768"; its config.json has
+# max_position_embeddings 40,960.
+DOCUMENTED_CONTEXT = {"qwen3-0.6b": 32_768}
 
 
 def kv_bytes(config: ModelConfig, tokens: int, *, n_kv_heads: int | None = None, batch: int = 1,
@@ -41,6 +47,20 @@ def kv_bytes(config: ModelConfig, tokens: int, *, n_kv_heads: int | None = None,
         raise ValueError(f"n_kv_heads={kv_heads} must divide n_heads={config.n_heads}")
     cache = KVCache(config.n_layers, batch, kv_heads, tokens, config.head_dim, dtype=dtype, device=device)
     return cache.nbytes(filled_only=False)                     # k and v: (L, B, Hkv, tokens, Dh) each
+
+
+def documented_context(config: ModelConfig) -> int:
+    """The context length the model's publisher documents: DOCUMENTED_CONTEXT for a model of that
+    preset's shape, else config.n_ctx.
+
+        >>> documented_context(preset("qwen3-0.6b")), preset("qwen3-0.6b").n_ctx, documented_context(preset("gpt2"))
+        (32768, 40960, 1024)
+    """
+    shape = ("family", "vocab_size", "n_ctx", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim")
+    for name, tokens in DOCUMENTED_CONTEXT.items():
+        if all(getattr(config, f) == getattr(preset(name), f) for f in shape):
+            return tokens
+    return config.n_ctx
 
 
 def kv_head_choices(n_heads: int) -> list[int]:
@@ -64,13 +84,15 @@ class KVRow:
     n_kv_heads: int
     per_token: int         # bytes, from a real 1-position cache
     full_context: int      # bytes for n_ctx positions, from a cache on the meta device
-    n_ctx: int
+    n_ctx: int             # the documented context (documented_context), which full_context holds
 
 
 def kv_table(shapes: dict[str, ModelConfig], dtype: torch.dtype = torch.float32) -> list[KVRow]:
-    """For each shape: its own attention, plus MHA, MQA and (when n_heads allows) a GQA variant."""
+    """For each shape: its own attention, plus MHA, MQA and (when n_heads allows) a GQA variant.
+    A full context is the documented one (documented_context)."""
     rows = []
     for name, cfg in shapes.items():
+        context = documented_context(cfg)
         choices = kv_head_choices(cfg.n_heads)
         variants = [cfg.n_heads, cfg.n_kv_heads, 1]
         middle = [d for d in choices if 1 < d < cfg.n_heads]
@@ -79,7 +101,7 @@ def kv_table(shapes: dict[str, ModelConfig], dtype: torch.dtype = torch.float32)
         for kv in dict.fromkeys(variants):                     # keep order, drop repeats
             rows.append(KVRow(name, attention_kind(cfg.n_heads, kv) + (" (as built)" if kv == cfg.n_kv_heads else ""),
                               kv, kv_bytes(cfg, 1, n_kv_heads=kv, dtype=dtype),
-                              kv_bytes(cfg, cfg.n_ctx, n_kv_heads=kv, dtype=dtype, device="meta"), cfg.n_ctx))
+                              kv_bytes(cfg, context, n_kv_heads=kv, dtype=dtype, device="meta"), context))
     return rows
 
 

@@ -1,7 +1,9 @@
 """Experiments on positional information, each run by the model's own modules.
 
     order_blind_attention  block 0's attention on ids, with or without positions and the causal mask
+    shuffle_all_but_last   a seeded shuffle of every position but the last
     permutation_gap        shuffle the tokens: do attention's output rows just move with them?
+    last_logits_gap        the same shuffle through the whole model: does its last prediction move?
     sinusoidal_shift       the 2x2 rotation that moves one (sin, cos) pair of the table k positions on
     rope_pair              RoPE on a 2-D query and key placed in one frequency pair of a head
 
@@ -11,6 +13,7 @@ Shapes: T positions, D model width, Dh head width (see glassformer.model's legen
 from __future__ import annotations
 
 import math
+import random
 from functools import lru_cache
 
 import torch
@@ -52,6 +55,33 @@ def permutation_gap(model, ids: list[int], perm: list[int], *, positions: bool, 
     original = order_blind_attention(model, torch.tensor(ids), positions=positions, causal=causal)        # (T, D)
     shuffled = order_blind_attention(model, torch.tensor(ids)[perm], positions=positions, causal=causal)  # (T, D)
     return (shuffled - original[perm]).abs().amax(dim=-1)                      # (T,)
+
+
+def shuffle_all_but_last(T: int, seed: int) -> list[int]:
+    """perm (T,): positions 0..T-2 in the order random.Random(seed) shuffles them, then T-1.
+
+    The shuffled text is ids[perm]. A seed can leave the order as it was (with 2 positions to
+    shuffle, half of the seeds do).
+
+        >>> shuffle_all_but_last(4, 1)[-1]
+        3
+    """
+    rest = list(range(T - 1))
+    random.Random(seed).shuffle(rest)
+    return rest + [T - 1] if T else []
+
+
+@torch.no_grad()
+def last_logits_gap(model, ids: list[int], perm: list[int]) -> float:
+    """max |logits of the last position, shuffled text - the same, original text| of the whole model.
+
+    With perm keeping the last token last (shuffle_all_but_last), one attention layer without
+    positions gives that position exactly the same output (it attends to the same set of tokens).
+    A stack of layers need not: from the second layer on, the earlier tokens bring what they
+    computed from their own, now different, predecessors."""
+    original = model(torch.tensor([ids]))[0, -1].float()                      # (V,)
+    shuffled = model(torch.tensor([[ids[i] for i in perm]]))[0, -1].float()   # (V,)
+    return float((shuffled - original).abs().max())
 
 
 def sinusoidal_shift(d_model: int, pair: int, k: int) -> torch.Tensor:

@@ -128,24 +128,65 @@ class CountBigram(nn.Module):
         return self.logp[ids]                                               # (B, T, V): already log-probabilities
 
 
-def mean_loss(model: nn.Module, data: torch.Tensor, block_size: int, windows: int | None = None) -> float:
-    """Mean next-token cross-entropy (nats per token) of any ids -> logits model.
+def window_losses(model: nn.Module, data: torch.Tensor, block_size: int, windows: int | None = None) -> torch.Tensor:
+    """Next-token cross-entropy (nats) of every target scored, one row per window: (N, block_size).
 
-    windows=None scores consecutive windows covering the whole split: exactly the targets
-    `train.evaluate(model, data, None)` scores for a model with context block_size. A number
-    scores that many `spread_windows` instead (faster, a sample). Give the Transformer and the
-    bigram the same arguments and they are scored on the same targets."""
+    windows=None: consecutive windows covering the whole split (exactly the targets
+    `train.evaluate(model, data, None)` scores for a model with context block_size); a number:
+    that many `spread_windows` (faster, a sample). Give two models the same arguments and they
+    are scored on the same targets, row for row, so their losses can be compared target by target."""
     was_training = model.training
     model.eval()
     if windows is None:
         batches = sequential_batches(data, 16, block_size)
     else:
         batches = [spread_windows(data, block_size, windows)]
-    total, count = 0.0, 0
+    rows = []
     with torch.no_grad():
         for x, y in batches:
             logits = model(x).float()                                      # (B, T, V)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
+            rows.append(F.cross_entropy(logits.transpose(1, 2), y, reduction="none"))   # (B, T)
     model.train(was_training)
-    return total / count
+    return torch.cat(rows)                                                 # (N, T)
+
+
+def mean_loss(model: nn.Module, data: torch.Tensor, block_size: int, windows: int | None = None) -> float:
+    """Mean next-token cross-entropy (nats per token) of any ids -> logits model, over the
+    targets `window_losses` scores (windows=None: the whole split; a number: that many windows
+    spread across it)."""
+    return float(window_losses(model, data, block_size, windows).double().mean())
+
+
+@dataclass(frozen=True)
+class LossGap:
+    """How much higher model B's loss is than model A's on the same targets, and how sure that is."""
+    mean: float      # mean over all targets of loss_B - loss_A (nats per token)
+    stderr: float    # standard error of `mean`, from the spread of the per-window means (nan for 1 window)
+    windows: int
+    tokens: int
+
+    def within_noise(self) -> bool:
+        """True when `mean` is within two standard errors of 0 (or there is no spread to judge by):
+        on these windows the two models cannot be told apart."""
+        return not math.isfinite(self.stderr) or abs(self.mean) < 2 * self.stderr
+
+
+def loss_gap(losses_a: torch.Tensor, losses_b: torch.Tensor) -> LossGap:
+    """B's loss minus A's, target by target, from two `window_losses` of the same windows (N, T).
+
+    Neighbouring targets of one window are not independent (a hard passage is hard for both
+    models), so the spread is taken over windows: the standard error is the standard deviation
+    of the N per-window mean differences divided by sqrt(N).
+
+        >>> gap = loss_gap(torch.zeros(4, 2), torch.tensor([[1., 1.], [3., 3.], [1., 1.], [3., 3.]]))
+        >>> gap.mean, round(gap.stderr, 4), gap.within_noise()
+        (2.0, 0.5774, False)
+    """
+    if losses_a.shape != losses_b.shape:
+        raise ValueError(f"the two models were scored on different targets: {tuple(losses_a.shape)} "
+                         f"vs {tuple(losses_b.shape)}")
+    diff = (losses_b - losses_a).double()                                  # (N, T)
+    per_window = diff.mean(dim=1)                                          # (N,)
+    n = per_window.numel()
+    stderr = float(per_window.std() / math.sqrt(n)) if n > 1 else math.nan
+    return LossGap(float(diff.mean()), stderr, n, diff.numel())

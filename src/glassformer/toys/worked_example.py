@@ -11,8 +11,8 @@ what the toy is and how to check one number of it by hand.
     positions    learned (a hand-written 3 x 6 table: no sines, no rotations)
     norm         RMSNorm, scale all 1       output head tied to the embedding table
 
-The six dimensions were given meanings when the tables were written (a trained model's
-dimensions have none you could name): 0 "is a determiner", 1 "is a noun", 2 "is a verb",
+The six dimensions were given meanings when the tables were written (a trained model's single
+dimensions seldom have one you could name): 0 "is a determiner", 1 "is a noun", 2 "is a verb",
 3 "ends a sentence", 4 "cat-like (+) or dog-like (-)", 5 "how early in the sentence".
 
     >>> model = build()
@@ -298,7 +298,8 @@ def check(text: str, working: Working) -> Verdict:
             return Verdict("right", "Right: −∞.")
         if target == -math.inf:
             return Verdict("wrong", f"Not quite: the mask does not put a number like {answer:g} there but −∞ "
-                                    "(type -inf), because only e^−∞ = 0 gives that key no weight at all.")
+                                    "(type -inf): e^x is above 0 for every finite x, so in exact arithmetic only "
+                                    "e^−∞ = 0 gives that key no weight at all.")
         return Verdict("wrong", f"Not quite: {_fmt(answer)} vs the model's {_fmt(target)}.")
     if abs(answer - target) <= tolerance(target):
         return Verdict("right", f"Right: the model computed {target:.4f} (yours {answer:g}).")
@@ -364,10 +365,6 @@ def swiglu_parts(model: DecoderLM, trace) -> dict[str, torch.Tensor]:
 
 # --- one check per step: the number to find, and its working ------------------------------
 
-# The steps that have a "check my answer" box, in the order of the page (and of `checks`).
-STEPS = ("embed", "norm", "qkv", "scores", "scale", "mask", "softmax", "z", "out", "resid", "mlp", "mlp_out",
-         "logit", "probs")
-
 @dataclass
 class Check:
     key: str
@@ -375,10 +372,6 @@ class Check:
     index: tuple       # where in that table, without the batch dimension
     asks: str          # the entry, in words
     working: Working
-
-
-def _list(t: torch.Tensor) -> list:
-    return t.tolist()
 
 
 def rms_working(x: list[float], j: int, eps: float, names: list[str]) -> Working:
@@ -399,112 +392,146 @@ def rms_working(x: list[float], j: int, eps: float, names: list[str]) -> Working
     return Working(value, lines, [], slips)
 
 
-def checks(model: DecoderLM, trace, words: list[str]) -> dict[str, Check]:
-    """The number each step of the appendix asks for, with its working from that step's printed inputs.
+class _Pass:
+    """One forward pass as the checks read it: every recorded tensor as nested lists (batch row 0),
+    the hand tables read back from the model, and the choices several steps share (which key of
+    head 0 to follow, which output dimension). Most checks follow the last word, t: its row is the
+    one that predicts the next word."""
 
-    Most checks follow the last word: its row is the one that predicts the next word."""
-    T, t = len(words), len(words) - 1
-    eps, Dh = model.config.norm_eps, model.config.head_dim
-    W = weights_of(model)
-    get = lambda name: _list(trace[name][0])  # noqa: E731
-    x = get("blocks.0.resid_pre")
-    out: dict[str, Check] = {}
+    def __init__(self, model: DecoderLM, trace, words: list[str]) -> None:
+        self.model, self.trace, self.words = model, trace, words
+        self.T, self.t = len(words), len(words) - 1
+        self.eps, self.Dh = model.config.norm_eps, model.config.head_dim
+        self.W = weights_of(model)
+        self.x = self.get("blocks.0.resid_pre")                                   # (T, D)
+        t = self.t
+        raw_row = unscaled_scores(trace)[0, 0, t, :t + 1].tolist()
+        self.key = max(range(t + 1), key=lambda s: (abs(raw_row[s]), -s))       # the key that matters most to head 0
+        attn_out = self.get("blocks.0.attn_out")[t]
+        self.out_col = max(range(model.config.d_model), key=lambda d: abs(attn_out[d]))   # attention's largest write
 
-    # 1. embedding + position: a word's row plus its position's row
-    s = min(1, t)
-    row_tok, row_pos = get("embed.tok")[s], get("embed.pos")[s]
+    def get(self, name: str) -> list:
+        return self.trace[name][0].tolist()
+
+    def where(self, d: int) -> str:
+        return f"“{self.words[self.t]}”, dimension {DIMENSIONS[d]}"
+
+
+def _check_embed(p: _Pass) -> Check:
+    """A word's row plus its position's row (the second word's, when there is one)."""
+    s = min(1, p.t)
+    row_tok, row_pos = p.get("embed.tok")[s], p.get("embed.pos")[s]
     d = max(range(len(row_tok)), key=lambda i: (row_pos[i] != 0, abs(row_tok[i] + row_pos[i])))
     tok, pos = row_tok[d], row_pos[d]
-    out["embed"] = Check("embed", "blocks.0.resid_pre", (s, d), f"“{words[s]}”, dimension {DIMENSIONS[d]}",
-                         Working(tok + pos, [f"word row {_fmt(tok)} + position {s} row {_fmt(pos)} "
-                                             f"= {_fmt(tok + pos)}"],
-                                 slips=[("forget to add the position vector", tok)] if pos else []))
+    return Check("embed", "blocks.0.resid_pre", (s, d), f"“{p.words[s]}”, dimension {DIMENSIONS[d]}",
+                 Working(tok + pos, [f"word row {_fmt(tok)} + position {s} row {_fmt(pos)} = {_fmt(tok + pos)}"],
+                         slips=[("forget to add the position vector", tok)] if pos else []))
 
-    # 2. the norm before attention
-    j = 2 if words[t] in ("sat", "ran") else max(range(6), key=lambda d: abs(x[t][d]))
-    out["norm"] = Check("norm", "blocks.0.attn_in", (t, j), f"“{words[t]}”, dimension {DIMENSIONS[j]}",
-                        rms_working(x[t], j, eps, DIMENSIONS))
 
-    # 3. a query: the normalized row times a column of W_Q
-    xn = get("blocks.0.attn_in")
-    wq = [row[0] for row in W["W_Q"]]
-    w = dot_working(xn[t], wq, DIMENSIONS)
-    out["qkv"] = Check("qkv", "blocks.0.attn.q", (0, t, 0), f"head 0, “{words[t]}”, query entry 0", w)
+def _check_norm(p: _Pass) -> Check:
+    """The norm before attention: the verb dimension of a verb, else the row's largest entry."""
+    xt = p.x[p.t]
+    j = 2 if p.words[p.t] in ("sat", "ran") else max(range(6), key=lambda d: abs(xt[d]))
+    return Check("norm", "blocks.0.attn_in", (p.t, j), p.where(j), rms_working(xt, j, p.eps, DIMENSIONS))
 
-    # 4. a raw score q . k, and 5. the same score scaled
-    q, k = get("blocks.0.attn.q")[0], get("blocks.0.attn.k")[0]
-    raw_row = _list(unscaled_scores(trace)[0, 0, t, :t + 1])
-    key = max(range(t + 1), key=lambda s: (abs(raw_row[s]), -s))   # the key that matters most to head 0
-    w = dot_working(q[t], k[key], [f"q entry {i} × k entry {i}" for i in range(Dh)])
-    out["scores"] = Check("scores", "scores_unscaled", (0, t, key),
-                          f"head 0, query “{words[t]}”, key “{words[key]}”", w)
-    raw = w.value
-    scaled = raw / math.sqrt(Dh)
-    out["scale"] = Check("scale", "blocks.0.attn.scores", (0, t, key),
-                         f"head 0, query “{words[t]}”, key “{words[key]}”",
-                         Working(scaled, [f"{_fmt(raw)} / √{Dh} = {_fmt(raw)} / {math.sqrt(Dh):.4f} = {scaled:.4f}"],
-                                 slips=[(f"divide by {Dh} instead of √{Dh}", raw / Dh),
-                                        (f"divide by √{model.config.d_model} (the model width) instead of √{Dh} "
-                                         "(one head's width)", raw / math.sqrt(model.config.d_model)),
-                                        ("leave the score unscaled", raw)]))
 
-    # 6. the mask: a future key of an earlier query (the first query when the sentence has 2+ words)
-    if T > 1:
-        out["mask"] = Check("mask", "blocks.0.attn.masked_scores", (0, 0, 1),
-                            f"head 0, query “{words[0]}”, key “{words[1]}”",
-                            Working(-math.inf, ["key position 1 > query position 0: a future word, so −∞"]))
-    else:
-        out["mask"] = Check("mask", "blocks.0.attn.masked_scores", (0, 0, 0),
-                            f"head 0, query “{words[0]}”, key “{words[0]}”",
-                            Working(get("blocks.0.attn.masked_scores")[0][0][0],
-                                    ["key position 0 ≤ query position 0: allowed, the score is unchanged"]))
+def _check_qkv(p: _Pass) -> Check:
+    """A query: the normalized row times column 0 of W_Q."""
+    w = dot_working(p.get("blocks.0.attn_in")[p.t], [row[0] for row in p.W["W_Q"]], DIMENSIONS)
+    return Check("qkv", "blocks.0.attn.q", (0, p.t, 0), f"head 0, “{p.words[p.t]}”, query entry 0", w)
 
-    # 7. softmax over the allowed keys of the last query
-    scores = get("blocks.0.attn.scores")[0][t][:t + 1]
+
+def _raw_score(p: _Pass) -> Working:
+    q, k = p.get("blocks.0.attn.q")[0], p.get("blocks.0.attn.k")[0]
+    return dot_working(q[p.t], k[p.key], [f"q entry {i} × k entry {i}" for i in range(p.Dh)])
+
+
+def _check_scores(p: _Pass) -> Check:
+    """A raw score q · k of head 0: the last word's query and the key that matters most to it."""
+    return Check("scores", "scores_unscaled", (0, p.t, p.key),
+                 f"head 0, query “{p.words[p.t]}”, key “{p.words[p.key]}”", _raw_score(p))
+
+
+def _check_scale(p: _Pass) -> Check:
+    """The same score divided by √Dh."""
+    raw = _raw_score(p).value
+    scaled = raw / math.sqrt(p.Dh)
+    return Check("scale", "blocks.0.attn.scores", (0, p.t, p.key),
+                 f"head 0, query “{p.words[p.t]}”, key “{p.words[p.key]}”",
+                 Working(scaled, [f"{_fmt(raw)} / √{p.Dh} = {_fmt(raw)} / {math.sqrt(p.Dh):.4f} = {scaled:.4f}"],
+                         slips=[(f"divide by {p.Dh} instead of √{p.Dh}", raw / p.Dh),
+                                (f"divide by √{p.model.config.d_model} (the model width) instead of √{p.Dh} "
+                                 "(one head's width)", raw / math.sqrt(p.model.config.d_model)),
+                                ("leave the score unscaled", raw)]))
+
+
+def _check_mask(p: _Pass) -> Check:
+    """A future key of the first query (when the sentence has 2+ words); else the one allowed score."""
+    if p.T > 1:
+        return Check("mask", "blocks.0.attn.masked_scores", (0, 0, 1), f"head 0, query “{p.words[0]}”, key "
+                     f"“{p.words[1]}”", Working(-math.inf, ["key position 1 > query position 0: a future word, so −∞"]))
+    return Check("mask", "blocks.0.attn.masked_scores", (0, 0, 0), f"head 0, query “{p.words[0]}”, key “{p.words[0]}”",
+                 Working(p.get("blocks.0.attn.masked_scores")[0][0][0],
+                         ["key position 0 ≤ query position 0: allowed, the score is unchanged"]))
+
+
+def _check_softmax(p: _Pass) -> Check:
+    """Softmax over the allowed keys of the last query, at the key followed since step 5."""
+    t, key = p.t, p.key
+    scores = p.get("blocks.0.attn.scores")[0][t][:t + 1]
     exps = [math.exp(v) for v in scores]
     total = sum(exps)
-    p = exps[key] / total
-    lines = [f"e^{_fmt(v)} = {e:.4f}  (key “{words[i]}”)" for i, (v, e) in enumerate(zip(scores, exps))]
-    lines += [f"sum = {total:.4f}", f"{exps[key]:.4f} / {total:.4f} = {p:.4f}"]
-    raws = _list(unscaled_scores(trace)[0])[0][t][:t + 1]
+    weight = exps[key] / total
+    lines = [f"e^{_fmt(v)} = {e:.4f}  (key “{p.words[i]}”)" for i, (v, e) in enumerate(zip(scores, exps))]
+    lines += [f"sum = {total:.4f}", f"{exps[key]:.4f} / {total:.4f} = {weight:.4f}"]
+    raws = unscaled_scores(p.trace)[0].tolist()[0][t][:t + 1]
     raw_exps = [math.exp(v) for v in raws]
     slips = [("use the scores without exponentiating", scores[key] / sum(scores) if sum(scores) else math.nan),
              ("use the unscaled scores (before ÷√3)", raw_exps[key] / sum(raw_exps))]
-    out["softmax"] = Check("softmax", "blocks.0.attn.pattern", (0, t, key),
-                           f"head 0, query “{words[t]}”, key “{words[key]}”",
-                           Working(p, lines, [], slips))
+    return Check("softmax", "blocks.0.attn.pattern", (0, t, key),
+                 f"head 0, query “{p.words[t]}”, key “{p.words[key]}”", Working(weight, lines, [], slips))
 
-    # 8. weighted sum of values
-    pattern = get("blocks.0.attn.pattern")[0][t][:t + 1]
-    v0 = [row[0] for row in get("blocks.0.attn.v")[0][:t + 1]]
-    w = dot_working(pattern, v0, [f"weight on “{words[i]}”" for i in range(t + 1)])
-    w.lines = [f"{'+' if i else ' '} {_fmt(a)} × {_fmt(b)}  (weight on “{words[i]}” × its value entry 0)"
+
+def _check_z(p: _Pass) -> Check:
+    """Head 0's weighted sum of values, entry 0."""
+    t = p.t
+    pattern = p.get("blocks.0.attn.pattern")[0][t][:t + 1]
+    v0 = [row[0] for row in p.get("blocks.0.attn.v")[0][:t + 1]]
+    w = dot_working(pattern, v0, [f"weight on “{p.words[i]}”" for i in range(t + 1)])
+    w.lines = [f"{'+' if i else ' '} {_fmt(a)} × {_fmt(b)}  (weight on “{p.words[i]}” × its value entry 0)"
                for i, (a, b) in enumerate(zip(pattern, v0))] + [f"= {_fmt(w.value)}"]
     w.slips = [("add the value entries without the weights", sum(v0))]
     w.__post_init__()
-    out["z"] = Check("z", "blocks.0.attn.z", (0, t, 0), f"head 0, “{words[t]}”, entry 0", w)
+    return Check("z", "blocks.0.attn.z", (0, t, 0), f"head 0, “{p.words[t]}”, entry 0", w)
 
-    # 9. output projection: both heads side by side times a column of W_O
-    z = get("blocks.0.attn.z")                                      # (H, T, Dh)
-    zcat = [*z[0][t], *z[1][t]]                                     # the heads side by side: (H Dh,)
-    col = max(range(model.config.d_model), key=lambda d: abs(get("blocks.0.attn_out")[t][d]))
-    w = dot_working(zcat, [row[col] for row in W["W_O"]], ["h0 z0", "h0 z1", "h0 z2", "h1 z0", "h1 z1", "h1 z2"])
-    out["out"] = Check("out", "blocks.0.attn_out", (t, col), f"“{words[t]}”, dimension {DIMENSIONS[col]}", w)
 
-    # 10. residual: the stream plus attention's output
-    a, r = get("blocks.0.attn_out")[t][col], x[t][col]
-    out["resid"] = Check("resid", "blocks.0.resid_mid", (t, col), f"“{words[t]}”, dimension {DIMENSIONS[col]}",
-                         Working(r + a, [f"{_fmt(r)} (the stream) + {_fmt(a)} (attention's output) = {_fmt(r + a)}"],
-                                 slips=[("forget the residual: attention's output alone", a)]))
+def _check_out(p: _Pass) -> Check:
+    """The output projection: both heads side by side times the column of W_O attention writes most to."""
+    z = p.get("blocks.0.attn.z")                                    # (H, T, Dh)
+    zcat = [*z[0][p.t], *z[1][p.t]]                                 # the heads side by side: (H Dh,)
+    w = dot_working(zcat, [row[p.out_col] for row in p.W["W_O"]],
+                    ["h0 z0", "h0 z1", "h0 z2", "h1 z0", "h1 z1", "h1 z2"])
+    return Check("out", "blocks.0.attn_out", (p.t, p.out_col), p.where(p.out_col), w)
 
-    # 11. the MLP's hidden unit (the one most active for the last word), and 12. the stream after the MLP
-    mid = get("blocks.0.resid_mid")
-    unit = max(range(model.config.d_mlp), key=lambda u: abs(get("blocks.0.mlp.post")[t][u]))
-    normed = rms_working(mid[t], unit, eps, DIMENSIONS)
-    rms = math.sqrt(sum(v * v for v in mid[t]) / len(mid[t]) + eps)
-    xn2 = [v / rms for v in mid[t]]
-    g = sum(a * row[unit] for a, row in zip(xn2, W["W_gate"]))
-    u = sum(a * row[unit] for a, row in zip(xn2, W["W_up"]))
+
+def _check_resid(p: _Pass) -> Check:
+    """The residual: the stream plus attention's output, in the same dimension."""
+    a, r = p.get("blocks.0.attn_out")[p.t][p.out_col], p.x[p.t][p.out_col]
+    return Check("resid", "blocks.0.resid_mid", (p.t, p.out_col), p.where(p.out_col),
+                 Working(r + a, [f"{_fmt(r)} (the stream) + {_fmt(a)} (attention's output) = {_fmt(r + a)}"],
+                         slips=[("forget the residual: attention's output alone", a)]))
+
+
+def _check_mlp(p: _Pass) -> Check:
+    """The MLP's hidden unit most active for the last word: norm, gate, up, SiLU, product."""
+    mid = p.get("blocks.0.resid_mid")[p.t]
+    post_row = p.get("blocks.0.mlp.post")[p.t]
+    unit = max(range(p.model.config.d_mlp), key=lambda u: abs(post_row[u]))
+    normed = rms_working(mid, unit, p.eps, DIMENSIONS)
+    rms = math.sqrt(sum(v * v for v in mid) / len(mid) + p.eps)
+    xn2 = [v / rms for v in mid]
+    g = sum(a * row[unit] for a, row in zip(xn2, p.W["W_gate"]))
+    u = sum(a * row[unit] for a, row in zip(xn2, p.W["W_up"]))
     silu = g / (1 + math.exp(-g))
     post = silu * u
     lines = ["the stream's norm, as in step 3: every entry divided by its root mean square",
@@ -514,46 +541,86 @@ def checks(model: DecoderLM, trace, words: list[str]) -> dict[str, Check]:
              f"up   = normed row · column {unit} of W_up   = {u:.4f}",
              f"silu(gate) = {g:.4f} / (1 + e^{_fmt(-g)}) = {g:.4f} / {1 + math.exp(-g):.4f} = {silu:.4f}",
              f"silu(gate) × up = {silu:.4f} × {u:.4f} = {post:.4f}"]
-    raw_g = sum(a * row[unit] for a, row in zip(mid[t], W["W_gate"]))
-    raw_u = sum(a * row[unit] for a, row in zip(mid[t], W["W_up"]))
+    raw_g = sum(a * row[unit] for a, row in zip(mid, p.W["W_gate"]))
+    raw_u = sum(a * row[unit] for a, row in zip(mid, p.W["W_up"]))
     slips = [("skip the SiLU and multiply gate × up", g * u),
              ("skip the norm and use the stream itself", raw_g / (1 + math.exp(-raw_g)) * raw_u)]
-    out["mlp"] = Check("mlp", "blocks.0.mlp.post", (t, unit), f"“{words[t]}”, hidden unit {unit}",
-                       Working(post, lines, [], slips))
+    return Check("mlp", "blocks.0.mlp.post", (p.t, unit), f"“{p.words[p.t]}”, hidden unit {unit}",
+                 Working(post, lines, [], slips))
 
-    hidden = get("blocks.0.mlp.post")[t]
 
-    def busy(d: int) -> tuple[int, float]:  # the dimension with the most terms to add, then the largest
-        terms = sum(1 for h, row in zip(hidden, W["W_down"]) if h * row[d] != 0) + (mid[t][d] != 0)
-        return terms, abs(get("blocks.0.mlp_out")[t][d])
-    col = max(range(model.config.d_model), key=busy)
-    down = [row[col] for row in W["W_down"]]
+def _check_mlp_out(p: _Pass) -> Check:
+    """The stream after the MLP, in the dimension with the most terms to add (then the largest)."""
+    mid = p.get("blocks.0.resid_mid")[p.t]
+    hidden = p.get("blocks.0.mlp.post")[p.t]
+    mlp_out_row = p.get("blocks.0.mlp_out")[p.t]
+
+    def busy(d: int) -> tuple[int, float]:
+        terms = sum(1 for h, row in zip(hidden, p.W["W_down"]) if h * row[d] != 0) + (mid[d] != 0)
+        return terms, abs(mlp_out_row[d])
+    col = max(range(p.model.config.d_model), key=busy)
+    down = [row[col] for row in p.W["W_down"]]
     mlp_out = sum(h * d for h, d in zip(hidden, down))
-    value = mid[t][col] + mlp_out
-    lines = [f"{'+' if i else ' '} {_fmt(h)} × {_num(d)}  (hidden unit {i})"
-             for i, (h, d) in enumerate(zip(hidden, down))]
+    value = mid[col] + mlp_out
+    lines = [f"{'+' if i else ' '} {_fmt(h)} × {_num(d)}  (hidden unit {i})" for i, (h, d) in enumerate(zip(hidden, down))]
     lines += [f"= {_fmt(mlp_out)}  the MLP's output, dimension {DIMENSIONS[col]}",
-              f"{_fmt(mid[t][col])} (the stream) + {_fmt(mlp_out)} = {_fmt(value)}"]
-    out["mlp_out"] = Check("mlp_out", "blocks.0.resid_post", (t, col), f"“{words[t]}”, dimension {DIMENSIONS[col]}",
-                           Working(value, lines, [], [("forget to add the stream (the residual)", mlp_out)]))
+              f"{_fmt(mid[col])} (the stream) + {_fmt(mlp_out)} = {_fmt(value)}"]
+    return Check("mlp_out", "blocks.0.resid_post", (p.t, col), p.where(col),
+                 Working(value, lines, [], [("forget to add the stream (the residual)", mlp_out)]))
 
-    # 13. a logit: the final-normed row times a word's embedding row
-    final = get("final_norm")[t]
-    word = VOCAB.index("cat") if "cat" not in words[t:] else VOCAB.index("dog")
-    w = dot_working(final, W["embedding"][word], DIMENSIONS)
+
+def _check_logit(p: _Pass) -> Check:
+    """A logit: the final-normed row times a word's embedding row (“cat”, or “dog” after a cat)."""
+    final = p.get("final_norm")[p.t]
+    word = VOCAB.index("cat") if "cat" not in p.words[p.t:] else VOCAB.index("dog")
+    w = dot_working(final, p.W["embedding"][word], DIMENSIONS)
     w.lines.append(f"= {_fmt(w.value)}  the logit of “{VOCAB[word]}”")
-    out["logit"] = Check("logit", "logits", (t, word), f"after “{words[t]}”, the word “{VOCAB[word]}”", w)
+    return Check("logit", "logits", (p.t, word), f"after “{p.words[p.t]}”, the word “{VOCAB[word]}”", w)
 
-    # 14. a probability: softmax over the 6 logits
-    logits = get("logits")[t]
+
+def _check_probs(p: _Pass) -> Check:
+    """A probability: softmax over the six logits, at the favourite next word."""
+    logits = p.get("logits")[p.t]
     exps = [math.exp(v) for v in logits]
     total = sum(exps)
     best = max(range(len(VOCAB)), key=lambda i: logits[i])
-    p = exps[best] / total
+    prob = exps[best] / total
     lines = [f"e^{_fmt(v)} = {e:.4f}  (“{VOCAB[i]}”)" for i, (v, e) in enumerate(zip(logits, exps))]
-    lines += [f"sum = {total:.4f}", f"{exps[best]:.4f} / {total:.4f} = {p:.4f}"]
+    lines += [f"sum = {total:.4f}", f"{exps[best]:.4f} / {total:.4f} = {prob:.4f}"]
     slips = [("divide the logit by the sum of the logits, without exponentiating",
               logits[best] / sum(logits) if sum(logits) else math.nan)]
-    out["probs"] = Check("probs", "probs", (t, best), f"after “{words[t]}”, the word “{VOCAB[best]}”",
-                         Working(p, lines, [], slips))
-    return out
+    return Check("probs", "probs", (p.t, best), f"after “{p.words[p.t]}”, the word “{VOCAB[best]}”",
+                 Working(prob, lines, [], slips))
+
+
+# The steps that have a "check my answer" box, in the order of the page, each with the function that
+# finds its number and writes out its working.
+CHECKS = {"embed": _check_embed, "norm": _check_norm, "qkv": _check_qkv, "scores": _check_scores,
+          "scale": _check_scale, "mask": _check_mask, "softmax": _check_softmax, "z": _check_z,
+          "out": _check_out, "resid": _check_resid, "mlp": _check_mlp, "mlp_out": _check_mlp_out,
+          "logit": _check_logit, "probs": _check_probs}
+STEPS = tuple(CHECKS)
+
+
+def checks(model: DecoderLM, trace, words: list[str]) -> dict[str, Check]:
+    """The number each step of the appendix asks for, with its working from that step's printed inputs
+    (one function per step: CHECKS)."""
+    recorded = _Pass(model, trace, words)
+    return {key: step(recorded) for key, step in CHECKS.items()}
+
+
+# --- what softmax does with very negative scores -------------------------------------------
+
+def softmax_zero_gap(dtype: torch.dtype = torch.float32) -> float:
+    """How far below its row's largest score a score must be for torch.softmax in `dtype` to give it
+    exactly 0 (to 0.01): e^x underflows long before x reaches −∞.
+
+        >>> round(softmax_zero_gap(torch.float32))
+        104
+    """
+    low, high = -2000.0, 0.0          # weight 0 at `low`, above 0 at `high`
+    while high - low > 0.01:
+        mid = (low + high) / 2
+        weight = torch.softmax(torch.tensor([0.0, mid], dtype=dtype), dim=-1)[1]
+        low, high = (mid, high) if weight == 0 else (low, mid)
+    return -high

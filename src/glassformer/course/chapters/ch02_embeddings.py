@@ -359,17 +359,22 @@ def _(D, V, loaded, mo, prepared, torch):
     full_probs = _logits[0].float().softmax(-1)                          # (T, V): after every position
     _diff = (_by_hand - model_logits).abs().max().item()
     tied = loaded.model.unembed.weight is loaded.model.embed.tok.weight
+    _head_params = [n for n, _ in loaded.model.unembed.named_parameters()]   # what the head holds: weight, bias?
+    _bias_note = (" The head has no bias: its only parameter is `unembed.weight`. GPT-2, Llama and Qwen build their "
+                  "heads that way too, though not every model does (GPT-J's head adds a bias)."
+                  if _head_params == ["weight"] else
+                  " Its parameters: " + ", ".join(f"`unembed.{n}`" for n in _head_params) + ".")
     mo.md(rf"""
     ## Back to tokens: the unembedding
 
     After the last block and the final norm, the model holds one vector $h$ of width $D = {D}$ per
-    position. The **unembedding** (the output head) is a linear layer without a bias from $D$ to
-    $V = {V:,}$: one logit per vocabulary entry,
+    position. The **unembedding** (the output head) is a linear layer from $D$ to $V = {V:,}$: one
+    logit per vocabulary entry,
 
     $$z = h\, U^\top, \qquad z_t = h \cdot U[t]$$
 
     where $U$ is a ${V:,} \times {D}$ matrix with one row per token, the same shape as the embedding
-    table. Token $t$ scores high when $h$ points the same way as row $t$. Checked on the last
+    table.{_bias_note} Token $t$ scores high when $h$ points the same way as row $t$. Checked on the last
     position of your text: multiplying the recorded final vector by $U^\top$ gives the model's logits
     to within {_diff:.1e}.
 
@@ -556,15 +561,15 @@ def _(mo):
 
 
 @app.cell
-def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch, train_ids, val_ids):
+def _(V, bigram, bigram_run, bigram_width, corpus_note, eval_size, loaded, mo, prepared, torch, train_ids, val_ids):
     import inspect as _inspect
     _block = min(loaded.model.config.n_ctx, 256)
     _windows = eval_size.value or None
-    full_val = bigram.mean_loss(loaded.model, val_ids, _block, _windows)
-    _all = (len(val_ids) - 1) // _block                                # whole windows in the split
-    _n = (_all if _windows is None else min(_windows, _all)) * _block  # tokens scored
+    _full_losses = bigram.window_losses(loaded.model, val_ids, _block, _windows)    # (N, T): every target scored
+    full_val = _full_losses.double().mean().item()
+    _n_windows, _n = _full_losses.shape[0], _full_losses.numel()                     # windows, tokens scored
     _where = (f"the same {_n:,} tokens of the validation split (the last 10% of {corpus_note}; "
-              + (f"{_n // _block} windows of {_block} spread across it)" if _windows else "the whole split)"))
+              + (f"{_n_windows} windows of {_block} spread across it)" if _windows else "the whole split)"))
     _unseen = ((" The bigram never trained on these tokens" if bigram_run is not None else "")
                + (", and neither did a model trained on TinyShakespeare's training split." if loaded.is_char_level
                   and bigram_run is not None else "." if bigram_run is not None else "")
@@ -572,6 +577,11 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
                   " Careful: a BPE model trained on TinyShakespeare's training split *has* seen them, since this "
                   "page encodes only the first slice of the text."))
     _ppl = lambda loss: torch.tensor(loss).exp().item()  # noqa: E731
+
+    def _pm(gap) -> str:  # the gap's standard error, in words
+        return (f"standard error {gap.stderr:.3f}, from the spread of the {gap.windows} windows' means"
+                if gap.windows > 1 else "a single window, so no spread to judge by")
+
     if bigram_run is None:
         _out = mo.md(f"Full model's validation loss on {_where}: {full_val:.3f} nats per token "
                      f"(perplexity {_ppl(full_val):.1f}).{_unseen}")
@@ -580,8 +590,10 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
         best = bigram.count_entropy(_table)
         _counting = bigram.CountBigram(_table)
         _alpha = _inspect.signature(bigram.CountBigram).parameters["alpha"].default  # the smoothing it used
-        counted_val = bigram.mean_loss(_counting, val_ids, _block, _windows)
-        big_val = bigram.mean_loss(bigram_run.model, val_ids, _block, _windows)
+        _counted_losses = bigram.window_losses(_counting, val_ids, _block, _windows)
+        _big_losses = bigram.window_losses(bigram_run.model, val_ids, _block, _windows)
+        counted_val = _counted_losses.double().mean().item()
+        big_val = _big_losses.double().mean().item()
         _yours = ""
         if len(prepared.ids) >= 2:
             _text_ids = torch.tensor(prepared.ids)
@@ -589,20 +601,44 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
             _f = bigram.mean_loss(loaded.model, _text_ids, len(_text_ids) - 1, 1)
             _yours = (f"\n\nOn your own text ({len(prepared.ids) - 1} predictions): bigram {_b:.3f}, "
                       f"{loaded.name} {_f:.3f} nats per token.")
-        _gap = big_val - full_val
+        full_gap = bigram.loss_gap(_full_losses, _big_losses)      # bigram minus full model, target by target
+        train_gap = bigram.loss_gap(_counted_losses, _big_losses)  # trained bigram minus counting bigram
+        _gap = full_gap.mean
         _params = sum(p.numel() for p in bigram_run.model.parameters())
-        if _gap > 0:
-            _verdict = (f"The full model's loss is lower than the trained bigram's by {_gap:.3f} nats per token: "
+        _card = loaded.card or {}
+        _recorded = (f" ({loaded.name}'s card records {_card['steps']:,} training steps and a final validation loss "
+                     f"of {_card['final_val_loss']:.3f}.)" if {"steps", "final_val_loss"} <= set(_card) else "")
+        if full_gap.within_noise():
+            _verdict = (f"On these {full_gap.tokens:,} tokens **{loaded.name}** and the trained bigram cannot be told "
+                        f"apart: the full model's loss is {'lower' if _gap > 0 else 'higher'} by {abs(_gap):.3f} nats "
+                        f"per token, within two standard errors of 0 ({_pm(full_gap)}). Scoring more windows (the menu "
+                        "above) may separate them. Either way, on these tokens whatever it learned about the tokens "
+                        f"before the current one does not show.{_recorded}")
+        elif _gap > 0:
+            _verdict = (f"The full model's loss is lower than the trained bigram's by {_gap:.3f} nats per token "
+                        f"({_pm(full_gap)}): "
                         f"on average (a geometric mean) it gives the correct next token {_ppl(_gap):.1f}× the "
                         f"probability the bigram gives. Where the bigram is as unsure as a choice among "
                         f"{_ppl(big_val):.1f} equally likely tokens, the full model is down to {_ppl(full_val):.1f}. "
                         "That gap is what looking further back than one token buys: attention fetching earlier "
                         "tokens, the MLPs combining what it fetched.")
         else:
-            _verdict = (f"Here **{loaded.name}** does *worse* than the bigram, by {-_gap:.3f} nats per token: "
-                        "what its weights encode does not fit this text (a model with random weights, or one "
-                        "trained on very different text, does this). Looking further back only helps a model "
-                        "that has learned what to look for.")
+            _verdict = (f"Here **{loaded.name}** does *worse* than the bigram, by {-_gap:.3f} nats per token "
+                        f"({_pm(full_gap)}, so more than noise). This page does not measure why. A model does this "
+                        "when it has learned less than the bigram's table of next-token odds: a run stopped after few "
+                        "steps, a model trained on very different text, or random weights."
+                        f"{_recorded} Looking further back only helps a model that has learned what to look for.")
+        _squeeze = (f" and its {bigram_width}-number vectors, fewer numbers than the {V:,} tokens, make similar "
+                    "tokens share what they learn" if bigram_width < V else "")
+        _bigram_vs_counts = (
+            f"{bigram_run.steps} steps of training found about what counting finds: the difference is within two "
+            f"standard errors of 0 ({_pm(train_gap)})" if train_gap.within_noise() else
+            f"{bigram_run.steps} steps of training have not yet found what counting finds ({_pm(train_gap)})"
+            if train_gap.mean > 0 else
+            f"{bigram_run.steps} steps of training found a bigram that predicts these unseen tokens better than the "
+            f"smoothed counts do ({_pm(train_gap)}). A likely reason, not tested here: counts of rare pairs are "
+            f"noisy and the counting model trusts them almost fully (its smoothing adds only {_alpha:g}), while "
+            f"a trained model fits them less closely{_squeeze}")
         _out = mo.md(rf"""
     ### What attention and the blocks buy, measured
 
@@ -612,19 +648,19 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
     | bigram (trained above) | the current token | {_params:,} parameters | {big_val:.3f} | {_ppl(big_val):.2f} |
     | {loaded.name} | up to {_block} tokens (windows of {_block}) | {loaded.model.num_params():,} parameters | {full_val:.3f} | {_ppl(full_val):.2f} |
 
-    All measured now, on {_where}.{_unseen} The counting bigram is the bigram without training: count every
+    All measured now, on {_where}.{_unseen} Each difference below comes with its standard error: the
+    three models are scored on the same tokens, so the page takes the difference target by target,
+    averages it per window, and measures how much those window averages vary. A difference smaller
+    than two standard errors could come from which stretches of text happen to be scored.
+
+    The counting bigram is the bigram without training: count every
     pair of neighbouring tokens in the training split and predict
     $p(b \mid a) = \text{{count}}(a\,b) / \text{{count}}(a)$ (for the validation score, {_alpha:g} is
     added to every count first, so that a pair never seen in training gets a small probability instead
     of 0, whose log is $-\infty$). On the training text itself, unsmoothed, it scores
     {best:.3f}, the lowest loss any bigram model can reach there (the conditional entropy of the
     counts). On the validation tokens the trained bigram scores {big_val:.3f} and the counting one
-    {counted_val:.3f}, a difference of {big_val - counted_val:+.3f}: {bigram_run.steps} steps of
-    training {"found about what counting finds" if abs(big_val - counted_val) < 0.02 else
-              "have not yet found what counting finds" if big_val > counted_val else
-              "found a bigram that predicts unseen text better than the counts do (counts of rare pairs are "
-              "noisy; the trained model squeezes every token through a few numbers, so similar tokens "
-              "share what they learn)"}.
+    {counted_val:.3f}, a difference of {train_gap.mean:+.3f}: {_bigram_vs_counts}.
 
     {_verdict} However long it trains, the embedding table and the head alone cannot get below
     {best:.3f} on the text they learn from.{_yours}
@@ -635,8 +671,10 @@ def _(V, bigram, bigram_run, corpus_note, eval_size, loaded, mo, prepared, torch
 
 @app.cell
 def _(code_panel, bigram, mo):
-    mo.accordion({"How the losses are measured: mean_loss, CountBigram and count_entropy (glassformer/toys/bigram.py)":
-                  mo.vstack([code_panel(bigram.mean_loss), code_panel(bigram.CountBigram),
+    mo.accordion({"How the losses are measured: window_losses, loss_gap, CountBigram and count_entropy "
+                  "(glassformer/toys/bigram.py)":
+                  mo.vstack([code_panel(bigram.window_losses), code_panel(bigram.loss_gap),
+                             code_panel(bigram.CountBigram),
                              code_panel(bigram.count_entropy)])})
     return
 
@@ -706,7 +744,8 @@ def _(Question):
                   "direction", "The model cannot be trained", "Each token gets two vectors",
                   "The vocabulary must be smaller than D"],
                  0, "Tied means U = E: logits are h · E[t]. One matrix, V × D parameters saved."),
-        Question("bigram", "Why can a bigram model not reach the full model's loss, however long it trains?",
+        Question("bigram", "Why can a bigram model not reach a well-trained Transformer's loss, however long it "
+                 "trains?",
                  ["Its learning rate is too small", "It sees only the current token, so it makes the same prediction "
                   "after every occurrence of that token", "It has no softmax",
                   "It is trained on different text"],

@@ -7,7 +7,6 @@ app = marimo.App(width="medium", app_title="3. Positional encoding", css_file="c
 @app.cell
 def _():
     import math
-    import random
 
     import altair as alt
     import marimo as mo
@@ -21,7 +20,7 @@ def _():
     from glassformer.model import position as pos_lib
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     return (DragVectors, Question, TokenStrip, alt, build_model, code_panel, common, extrapolation, line_chart, math,
-            matrix_heatmap, mo, pos_lib, position_lab, preset, quiz, quiz_feedback, random, this, token_label, torch)
+            matrix_heatmap, mo, pos_lib, position_lab, preset, quiz, quiz_feedback, this, token_label, torch)
 
 
 @app.cell
@@ -37,9 +36,11 @@ def _(mo):
     is the news. A Transformer has to know where each token sits. Yet the part of it that mixes
     tokens, attention, compares tokens by their *content* only: it scores every pair by a dot product
     and takes a weighted average by those scores. Nothing in that arithmetic says which token came first. This chapter first shows that
-    blindness on your own text, then the four ways models are told about order (the
-    **positional encoding**), and finally measures, on five small models that differ only in that choice,
-    what happens on texts longer than any they were trained on.
+    blindness on your own text, then four common ways of telling a model about order (the
+    **positional encoding**: sinusoidal and learned position vectors, RoPE, ALiBi; there are others,
+    such as the learned relative-distance biases of T5), and finally measures, on five small models that
+    differ only in that choice (those four, and none at all), what happens on texts longer than any they
+    were trained on.
     """)
     return
 
@@ -85,8 +86,9 @@ def _(mo):
     treats the text as a bag of tokens. Two things in a real model break it. Its positional
     information, of course. And the causal mask (chapter 4), which lets token $t$ see only tokens $0..t$:
     after a shuffle a token sees a different set of neighbours. Even with the mask (but no positions),
-    the *last* token sees all of them, in any order, so its output cannot change when only the tokens
-    before it are shuffled.
+    the *last* token sees all of them, in any order, so the output of one attention layer at the last
+    position cannot change when only the tokens before it are shuffled. (A stack of layers is another
+    matter: measured below.)
 
     Below, the chosen model's own first attention layer runs on your text twice, as written and
     with every token but the last shuffled, in four settings. The library function
@@ -115,13 +117,11 @@ def _(mo):
 
 
 @app.cell
-def _(TokenStrip, cfg, mo, model, position_lab, prepared, random, scheme_names, shuffle_seed, token_label,
+def _(TokenStrip, cfg, extrapolation, mo, model, position_lab, prepared, scheme_names, shuffle_seed, token_label,
       tokenizer, torch):
     _ids = prepared.ids[-64:]  # a short stretch is enough, and keeps the table instant
     _T = len(_ids)
-    _rest = list(range(_T - 1))
-    random.Random(int(shuffle_seed.value)).shuffle(_rest)
-    perm = _rest + [_T - 1]  # the last token stays last
+    perm = position_lab.shuffle_all_but_last(_T, int(shuffle_seed.value))  # the last token stays last
     _scheme = scheme_names[cfg.position]
     gaps = {(p, c): position_lab.permutation_gap(model, _ids, perm, positions=p, causal=c)
             for p in (False, True) for c in (False, True)}
@@ -137,9 +137,15 @@ def _(TokenStrip, cfg, mo, model, position_lab, prepared, random, scheme_names, 
                                                 causal=False).abs().max().item()
     _tol = 1e-5 * max(1.0, _scale)  # float32 keeps about 7 significant digits of numbers this size
     _withpos = gaps[(True, False)].max().item()
-    if _T < 3 or [_ids[i] for i in perm] == _ids:
-        _verdict = ("The shuffled text is the same as the original (too short, or the same token repeated), so "
-                    "every difference is 0: type a longer, more varied text.")
+    _before_last = _ids[:-1]
+    if [_ids[i] for i in perm] == _ids:   # nothing moved: say which of the three reasons it is
+        _why = (f"your text has only {_T} token{'s' if _T != 1 else ''}, so fewer than two come before the last "
+                "and there is nothing to shuffle: type a longer text" if _T < 3 else
+                "every token before the last is the same token, so any shuffle gives the same text: type a more "
+                "varied text" if len(set(_before_last)) == 1 else
+                f"seed {shuffle_seed.value} happened to leave the tokens in the same order (with few tokens to "
+                "shuffle, some seeds do): pick another seed")
+        _verdict = f"The shuffled text is the same as the original: {_why}."
     else:
         _verdict = (
             f"Without positions and without the mask, the largest difference over all {_T} rows is {_free:.1e}: "
@@ -152,12 +158,30 @@ def _(TokenStrip, cfg, mo, model, position_lab, prepared, random, scheme_names, 
             + (f"With the model's own positions ({_scheme}) the same shuffle changes the output by up to "
                f"{_withpos:.2e} even without the mask: now the order shows." if cfg.position != "none" else
                "This model has no positions, so the last two settings equal the first two."))
-    _which = f"The last {_T} tokens" if len(prepared.ids) > _T else f"The {_T} tokens"
+    # The whole stack: the shipped model without positions (the one measured at the end of the chapter).
+    _none, _none_tok, _ = extrapolation.load_position_model("none")
+    _none_ids = _none_tok.encode(prepared.text, errors="skip")[-_none.config.n_ctx:]
+    _none_perm = position_lab.shuffle_all_but_last(len(_none_ids), int(shuffle_seed.value))
+    if len(_none_ids) >= 3 and [_none_ids[i] for i in _none_perm] != _none_ids:
+        _stack_gap = position_lab.last_logits_gap(_none, _none_ids, _none_perm)
+        _stack = (f"That holds for *one* attention layer. A model stacks several, and from the second layer on "
+                  "the tokens before the last hand on what they computed from their own predecessors, which the "
+                  f"shuffle changed. Measured on the shipped {_none.config.n_layers}-layer character model without "
+                  f"positions (the one compared at the end of this chapter), on the last {len(_none_ids)} "
+                  f"characters of your text shuffled with the same seed: the last position's logits change by up "
+                  f"to **{_stack_gap:.3g}**"
+                  + (": even with no positions and the last token seeing the same set, the whole model's "
+                     "prediction depends on the order." if _stack_gap > 1e-4 else
+                     ", no more than float rounding: here the stack did not notice the order."))
+    else:
+        _stack = ""
+    _which = (f"The last {_T} tokens" if len(prepared.ids) > _T else
+              f"The {_T} token{'s' if _T != 1 else ''}")
     mo.vstack([mo.md(f"{_which} of your text, shuffled with seed {shuffle_seed.value} (the last one stays last):"),
                mo.ui.anywidget(_strip),
                mo.md("| setting | max \\|shuffled − original, moved with its token\\| (all rows) | the same, last row |\n"
                      "|---|---|---|\n" + _rows),
-               mo.md(_verdict)])
+               mo.md(_verdict), *([mo.md(_stack)] if _stack else [])])
     return
 
 

@@ -162,7 +162,8 @@ def _(common, mo):
 def _(common, mo, picker, text):
     loaded, load_problem = common.load_chosen(picker.value)
     # 64 tokens keep every chart readable (one bar per earlier token); longer text is cut, with a notice.
-    prepared = common.prepare(loaded, text.value, max_tokens=64)
+    prepared = common.prepare(loaded, text.value, max_tokens=64,
+                              why="this page's charts draw one bar or cell per token, and 64 keep them readable")
     config = loaded.model.config
     _notes = [n for n in [mo.callout(mo.md(load_problem), kind="danger") if load_problem else None,
                           prepared.notice()] if n is not None]
@@ -466,8 +467,14 @@ def _(Hq, L, bias, config, labels, line_chart, math, mo, no_legend, pattern, pro
                       title=(f"query {query}: weights WITHOUT ÷ √d_k (outline: with)" if unscaled.value else
                              f"query {query}: weights with ÷ √d_k, as trained (outline: without)")),
                       outline="weight with ÷ √d_k" if unscaled.value else "weight without ÷ √d_k")
-    _sat = (_without.max(dim=-1).values > 0.99).float().mean().item()
-    _sat_with = (_with.max(dim=-1).values > 0.99).float().mean().item()
+    # Position 0 has one key (itself): 100% there whatever the scores. Count the queries that have a choice.
+    _sat = int((_without[1:].max(dim=-1).values > 0.99).sum())
+    _sat_with = int((_with[1:].max(dim=-1).values > 0.99).sum())
+    _T = len(labels)
+    _share = (f"of the {_T - 1} quer{'ies' if _T > 2 else 'y'} with more than one key to choose from (position 0 "
+              f"sees only itself, so its weight is always 100% there), more than 99% of the weight lands on a "
+              f"single key in {_sat_with} with the division and in {_sat} without it. " if _T > 1 else
+              "your text is one token, whose only key is itself: its weight is 100% there either way. ")
     mo.vstack([
         mo.ui.altair_chart(_bars, chart_selection=False, legend_selection=False),
         mo.md(f"Query {query}: largest weight **{_shown[query].max().item():.1%}** "
@@ -476,8 +483,7 @@ def _(Hq, L, bias, config, labels, line_chart, math, mo, no_legend, pattern, pro
               f"{(_h_without if unscaled.value else _h_with)[query].item():.2f} bits. Over all {len(labels)} "
               f"position{'s' if len(labels) > 1 else ''} of this head: mean entropy "
               f"{_h_with.mean().item():.2f} bits with the division, "
-              f"{_h_without.mean().item():.2f} bits without; the share of queries that put more than 99% of "
-              f"their weight on a single key goes from {_sat_with:.0%} to {_sat:.0%}. "
+              f"{_h_without.mean().item():.2f} bits without; " + _share +
               f"Multiplying every score by √{config.head_dim} = {_root:.2f} stretches the gaps between them, "
               f"and softmax turns bigger gaps into a more one-sided choice."),
         mo.ui.altair_chart(_entropy_chart, chart_selection=False, legend_selection=False)])

@@ -512,6 +512,7 @@ def _(ids, kv_memory, kv_rows, kv_shapes, mo, model, torch):
     _qwen = [r for r in kv_rows if r.shape == "Qwen3-0.6B"]
     _q_mha = next(r for r in _qwen if r.n_kv_heads == kv_shapes["Qwen3-0.6B"].n_heads)
     _q_own = next(r for r in _qwen if "as built" in r.kind)
+    _qcfg = kv_shapes["Qwen3-0.6B"]
     mo.vstack([
         mo.md("| shape | layers L | query heads H | KV heads | D_h | attention | KV bytes per token (fp32) | "
               "context | full context (fp32) |\n|:---|---:|---:|---:|---:|:---|---:|---:|---:|\n" + _table),
@@ -521,7 +522,12 @@ def _(ids, kv_memory, kv_rows, kv_shapes, mo, model, torch):
               + (f" — the table's {_mine.per_token:,} per token." if _dtype_bytes == 4 else ".") +
               f" Qwen3-0.6B is built with GQA: a full {_q_own.n_ctx:,}-token context takes "
               f"{_hb(_q_own.full_context)} in fp32 instead of the {_hb(_q_mha.full_context)} that MHA "
-              f"would need ({_q_mha.full_context / _q_own.full_context:.0f}× smaller; bf16 would halve both)."),
+              f"would need ({_q_mha.full_context / _q_own.full_context:.0f}× smaller; bf16 would halve both)."
+              + (f" Which full context: {_q_own.n_ctx:,} tokens is the context length on Qwen3-0.6B's model "
+                 f"card. Its config.json accepts positions up to {_qcfg.n_ctx:,} (`max_position_embeddings`, "
+                 f"which the library's preset keeps as `n_ctx`); filling all of those would take "
+                 f"{_hb(kv_memory.kv_bytes(_qcfg, _qcfg.n_ctx, device='meta'))}. The table uses the documented "
+                 "length, the one the model is offered for." if _qcfg.n_ctx != _q_own.n_ctx else "")),
     ])
     return
 
@@ -545,11 +551,12 @@ def _(kv_memory, kv_shape, kv_shapes, mo):
 @app.cell
 def _(alt, kv_heads, kv_memory, kv_shape, kv_shapes, mo, torch):
     _cfg = kv_shapes[kv_shape.value]
+    _ctx = kv_memory.documented_context(_cfg)                             # the documented context length
     _hkv = int(kv_heads.value)
     _per = kv_memory.kv_bytes(_cfg, 1, n_kv_heads=_hkv)
-    _full = kv_memory.kv_bytes(_cfg, _cfg.n_ctx, n_kv_heads=_hkv, device="meta")
-    _mha = kv_memory.kv_bytes(_cfg, _cfg.n_ctx, n_kv_heads=_cfg.n_heads, device="meta")
-    _bars = [{"kv heads": str(k), "GiB": kv_memory.kv_bytes(_cfg, _cfg.n_ctx, n_kv_heads=k, device="meta") / 2**30,
+    _full = kv_memory.kv_bytes(_cfg, _ctx, n_kv_heads=_hkv, device="meta")
+    _mha = kv_memory.kv_bytes(_cfg, _ctx, n_kv_heads=_cfg.n_heads, device="meta")
+    _bars = [{"kv heads": str(k), "GiB": kv_memory.kv_bytes(_cfg, _ctx, n_kv_heads=k, device="meta") / 2**30,
               "kind": kv_memory.attention_kind(_cfg.n_heads, k).split(" ")[0],
               "chosen": "chosen" if k == _hkv else "other"}
              for k in kv_memory.kv_head_choices(_cfg.n_heads)]
@@ -559,13 +566,13 @@ def _(alt, kv_heads, kv_memory, kv_shape, kv_shapes, mo, torch):
         color=alt.Color("chosen:N", scale=alt.Scale(domain=["chosen", "other"], range=["#dc2626", "#94a3b8"]),
                         legend=None),
         tooltip=[alt.Tooltip("kv heads:N"), alt.Tooltip("kind:N"), alt.Tooltip("GiB:Q", format=".4f")],
-    ).properties(title=f"{kv_shape.value}: KV cache for {_cfg.n_ctx:,} tokens", width=420, height=180,
+    ).properties(title=f"{kv_shape.value}: KV cache for {_ctx:,} tokens", width=420, height=180,
                  usermeta={"embedOptions": {"renderer": "svg", "actions": False}})
     mo.vstack([
         mo.md(f"**{kv_shape.value}** with {_hkv} key/value head{'s' if _hkv > 1 else ''} for {_cfg.n_heads} query "
               f"heads — {kv_memory.attention_kind(_cfg.n_heads, _hkv)}: {_per:,} bytes per token "
               f"(= 2 × {_cfg.n_layers} × {_hkv} × {_cfg.head_dim} × {torch.float32.itemsize}), "
-              f"{kv_memory.human_bytes(_full)} for a full {_cfg.n_ctx:,}-token context, " +
+              f"{kv_memory.human_bytes(_full)} for a full {_ctx:,}-token context, " +
               ("the same as MHA." if _full == _mha else f"{_mha / _full:.0f}× smaller than MHA.")),
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
     ])
@@ -595,8 +602,10 @@ def _(Question):
                  "has a pattern; other heads or the MLPs may cover for it."),
         Question("gqa", "Qwen3-0.6B has 16 query heads and 8 key/value heads. Compared with plain MHA, its KV cache is…",
                  ["the same size", "half the size", "16 times smaller", "twice the size"], 1,
-                 "The cache stores keys and values only: 8 instead of 16 KV heads halves it. The queries, and so "
-                 "the 16 attention patterns, are unchanged."),
+                 "The cache stores keys and values only: 8 instead of 16 KV heads halves it. Each of the 16 query "
+                 "heads still has its own queries, so there are still 16 attention patterns; the two heads of a "
+                 "group now score the same keys, so their patterns are not the ones 16 separate key heads would "
+                 "give."),
         Question("mqa", "What does multi-query attention (MQA) share?",
                  ["One set of queries for all heads", "One key/value head for all query heads",
                   "One attention pattern for all layers", "One output projection for all layers"], 1,

@@ -112,8 +112,7 @@ def _(TokenStrip, anatomy, cfg, labels, layer, mo, position, prepared, stage_ste
     current = walk[stage_step.value - 1]
     _known = [r for r in prepared.strip if not r.get("unknown")]
     _strip = TokenStrip(tokens=_known, selected=position.value)
-    _path = " → ".join(f"**{s.stage.title.split(':')[0]}**" if s is current else s.stage.title.split(":")[0]
-                       for s in walk)
+    _path = " → ".join(f"**{s.stage.label}**" if s is current else s.stage.label for s in walk)
     _label = labels[position.value].replace("`", "'")
     mo.vstack([mo.md(f"Token {position.value}, `{_label}` (outlined in red), in layer {layer.value}:"),
                mo.ui.anywidget(_strip), mo.md(_path)])
@@ -442,6 +441,35 @@ def _(depths, grad_d, grad_seeds, gradnorms, init, mo):
     _first_pre = gradnorms.first_to_last(measured(_hi, True))
     _first_post = gradnorms.first_to_last(measured(_hi, False))
     _pattern = _pre_last < 0.9 and _post_last >= 0.9   # pre-norm's last-layer gradient shrinks, post-norm's does not
+    _post_top = max(range(_hi), key=lambda i: measured(_hi, False)[i])       # where post-norm's gradient peaks
+    # Xiong et al.'s per-layer picture: post-norm's gradient grows towards the output, pre-norm's stays level.
+    _post_grows = _first_post < 1
+    _pre_level = 0.8 < _first_pre < 1.25
+    _per_layer = (f"in these {_hi}-layer stacks the post-norm gradient is largest at layer {_post_top} and its first "
+                  f"layer's is {_first_post:.2f}× its last layer's; the pre-norm one's first layer's is "
+                  f"{_first_pre:.2f}× its last's.")
+    if _pattern and init.value == "xavier":
+        _reading = (
+            "With this initialisation the gradient of the last layer shrinks as the pre-norm stack grows and does "
+            "not shrink as the post-norm stack grows. That part matches what Xiong et al. (2020) derive for the 2017 "
+            "setup: near the output, a post-norm gradient whose size does not depend on the depth and a pre-norm "
+            "one that shrinks with it. Their argument for warmup builds on that: large gradients near the output "
+            "make the first steps at a full learning rate unstable, and warmup avoids that by starting small. "
+            "This page measures the gradients; the link to warmup is their argument, not a measurement here. "
+            + ("They also describe, layer by layer, a post-norm gradient that grows from the input towards the "
+               "output and a pre-norm one that stays about level; that matches here too: "
+               if _post_grows and _pre_level else
+               "Their layer-by-layer picture (a post-norm gradient growing from the input towards the output, a "
+               "pre-norm one staying about level) does not match these stacks: ")
+            + _per_layer)
+    else:
+        _reading = (
+            "Xiong et al. (2020) derive, for Xavier initialisation, a pre-norm gradient near the output that "
+            "shrinks as the stack grows and a post-norm one that does not. "
+            + ("These numbers show that pattern too, with another initialisation."
+               if _pattern else "These numbers do not show that pattern: where the norm sits matters, and so does "
+                                "how the weights start." + (" Switch to Xavier to compare." if init.value != "xavier"
+                                                            else "")))
     mo.md(f"""
     | layers | pre-norm: first layer | last layer | first ÷ last | post-norm: first layer | last layer | first ÷ last |
     |---|---|---|---|---|---|---|
@@ -451,20 +479,9 @@ def _(depths, grad_d, grad_seeds, gradnorms, init, mo):
     {change(_pre_last)} in the pre-norm stack and {change(_post_last)} in the post-norm stack. At {_hi}
     layers the post-norm stack's last layer gets {_gap:.2f}× the pre-norm one's gradient, and the first
     layer's gradient is {_first_pre:.2f}× the last layer's in pre-norm and {_first_post:.2f}× in post-norm.
-    """ + ("""
-    With this initialisation, a pre-norm stack's gradient near the output shrinks as the stack grows,
-    while post-norm's does not. That is the pattern Xiong et al. (2020) derive for the 2017 setup. Their
-    argument for warmup builds on it: large gradients near the output make the first steps at a full
-    learning rate unstable, and warmup avoids that by starting small. This page measures the gradients;
-    the link to warmup is their argument, not a measurement here.
-    """ if _pattern and init.value == "xavier" else """
-    Xiong et al. (2020) derive, for Xavier initialisation, a pre-norm gradient near the output that
-    shrinks as the stack grows and a post-norm one that does not. """ + (
-        "These numbers show that pattern too, with another initialisation."
-        if _pattern else "These numbers do not show that pattern: where the norm sits matters, and so does "
-                         "how the weights start." + (" Switch to Xavier to compare." if init.value != "xavier" else "")
-    ) + """
-    """))
+
+    {_reading}
+    """)
     return
 
 

@@ -131,7 +131,8 @@ def _(mo, model, number_table, we):
     mo.vstack([mo.md(f"""
     ### The weights
 
-    A trained model's dimensions mean nothing you could name. These were written with a meaning in mind,
+    In a trained model, what a vector means is usually spread over many dimensions at once, and a single
+    dimension seldom has a meaning you could name. These were written with one meaning per dimension,
     which makes the tables readable: dimension 0 says "is a determiner", 1 "is a noun", 2 "is a verb",
     3 "ends a sentence", 4 "cat-like (+1) or dog-like (−1)" (“sat” counts as cat-like, “ran” as
     dog-like), 5 "how early in the sentence". Head 0 looks for the noun: every word's first query entry
@@ -343,8 +344,11 @@ def _(box_scale, math, mo, show_check, side_by_side, table, we, words):
 
     Divide every score by $\sqrt{{d_h}}$, the square root of one head's width: $\sqrt{{{we.CONFIG.head_dim}}}
     = {math.sqrt(we.CONFIG.head_dim):.4f}$. Dot products of longer vectors spread wider (for random
-    vectors their variance grows with the length), and without this division a big model's softmax
-    would give nearly all the weight to one key (chapter 4 measures it).
+    vectors with independent entries of variance 1, the variance of their dot product equals the
+    length), and the wider the scores spread, the more of a softmax's weight tends to go to the largest one.
+    Dividing by $\sqrt{{d_h}}$ brings the spread back to that of a single product, whatever the width.
+    Chapter 4 measures both halves: the variance on random vectors of many widths, and what taking the
+    division away does to the weights of a trained model's heads.
 
     $$\frac{{q_t \cdot k_s}}{{\sqrt{{d_h}}}}$$
     """),
@@ -584,14 +588,18 @@ def _(mo, probs, we, words):
 
 
 @app.cell
-def _(Question):
+def _(Question, torch, we):
+    _gap32 = we.softmax_zero_gap(torch.float32)       # how far below the row's largest score float32 gives 0
     questions = [
         Question("by-hand-mask", "Why does the mask write −∞ into a future key's score instead of 0?",
                  ["After softmax, e^−∞ = 0 gives that key no weight; a score of 0 would still get e^0 = 1 share",
                   "0 would make the division by √3 fail", "−∞ makes the scores add up to 1",
                   "It does not matter: both give the same weights"],
                  0, "Softmax exponentiates: a masked score of 0 would become e^0 = 1 and the future word would still "
-                    "take part. Only −∞ becomes exactly 0."),
+                    "take part. In exact arithmetic only −∞ becomes exactly 0 (e^x is above 0 for every finite x). "
+                    "Floating point rounds sooner: measured with torch.softmax in float32, a score about "
+                    f"{_gap32:.0f} below its row's largest already gets a weight of exactly 0, which is why "
+                    "Hugging Face's models can mask with the most negative float instead of −∞."),
         Question("by-hand-scale", "The toy divides the scores by √3. Where does the 3 come from?",
                  ["The number of words", "One head's width (head_dim)", "The model width divided by 2",
                   "The number of MLP units"],
