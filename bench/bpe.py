@@ -1,25 +1,22 @@
 """Byte-level BPE: glassformer's trainer and encoder vs Hugging Face `tokenizers` (Rust).
 
 Trains on the whole of TinyShakespeare to vocabularies of 512 and 4096 and encodes the whole
-corpus, measured in this one run; prints the times and ours/HF ratios. Also times the
-straightforward algorithm that recounts every pair after every merge, to 512, for scale.
+corpus, measured in this one run; prints the median times and HF's speed relative to ours
+(glassformer/timing.py: both in turns, the ratio with its interval and the number of runs, a
+verdict only where the interval says so). Also times the straightforward algorithm that recounts
+every pair after every merge, to 512, for scale.
 
-    python bench/bpe.py [--skip-naive]
+    python bench/bpe.py [--repeats 6] [--skip-naive]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 
 import regex
 
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+from glassformer import timing
 
 
 def naive_train(text: str, vocab_size: int, pattern: str) -> list[tuple[int, int]]:
@@ -43,6 +40,8 @@ def naive_train(text: str, vocab_size: int, pattern: str) -> list[tuple[int, int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow recount-every-merge baseline")
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="runs of each, in turns (6 is the fewest that can give a verdict)")
     args = parser.parse_args()
 
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -52,9 +51,14 @@ def main() -> None:
 
     text, _ = load_text()
     print(f"TinyShakespeare: {len(text):,} characters")
-    print(f"{'task':30s} {'glassformer':>12s} {'HF tokenizers':>14s} {'ours/HF':>9s}")
+    print(f"{'task':30s} {'glassformer':>12s} {'HF tokenizers':>14s}  HF's speed / ours (interval, runs)")
+
+    def row(task: str, c: timing.Comparison, note: str = "") -> None:
+        print(f"{task:30s} {c.baseline_timing.median:11.2f}s {c.candidate_timing.median:13.2f}s  "
+              f"{c.figure(1)}: HF {c.says()}{note}")
+
     for vocab in (512, 4096):
-        ours, t_ours = timed(lambda: BPETokenizer.train(text, vocab))
+        ours = BPETokenizer.train(text, vocab)
 
         def hf_train():
             hf = Tokenizer(models.BPE())
@@ -64,17 +68,19 @@ def main() -> None:
                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
             return hf
 
-        hf, t_hf = timed(hf_train)
-        print(f"{'train to ' + str(vocab):30s} {t_ours:11.2f}s {t_hf:13.2f}s {t_ours / t_hf:8.1f}x")
-        fresh = BPETokenizer(ours.merges, ours.pattern)  # empty chunk cache: a cold encode
-        ids, e_ours = timed(lambda: fresh.encode(text))
-        hf_ids, e_hf = timed(lambda: hf.encode(text).ids)
-        print(f"{'encode corpus, vocab ' + str(vocab):30s} {e_ours:11.2f}s {e_hf:13.2f}s {e_ours / e_hf:8.1f}x"
-              f"   ({len(ids):,} vs {len(hf_ids):,} tokens)")
+        hf = hf_train()
+        row(f"train to {vocab}", timing.compare(lambda: BPETokenizer.train(text, vocab), hf_train,
+                                                names=("glassformer", "HF"), repeats=args.repeats, warmup=0))
+        # A fresh tokenizer per run: an empty chunk cache, a cold encode.
+        encoded = timing.compare(lambda: BPETokenizer(ours.merges, ours.pattern).encode(text), lambda: hf.encode(text),
+                                 names=("glassformer", "HF"), repeats=args.repeats, warmup=0)
+        ids, hf_ids = BPETokenizer(ours.merges, ours.pattern).encode(text), hf.encode(text).ids
+        row(f"encode corpus, vocab {vocab}", encoded, f"   ({len(ids):,} vs {len(hf_ids):,} tokens)")
     if not args.skip_naive:
-        _, t_naive = timed(lambda: naive_train(text, 512, GPT2_PATTERN))
-        _, t_ours = timed(lambda: BPETokenizer.train(text, 512))
-        print(f"{'recount-every-merge to 512':30s} {t_naive:11.2f}s   (incremental is {t_naive / t_ours:.0f}x faster)")
+        c = timing.compare(lambda: naive_train(text, 512, GPT2_PATTERN), lambda: BPETokenizer.train(text, 512),
+                           names=("recount", "incremental"), repeats=args.repeats, warmup=0)
+        print(f"{'recount-every-merge to 512':30s} {c.baseline_timing.median:11.2f}s   incremental's speed / "
+              f"recount's: {c.figure(0)}: incremental {c.says()}")
 
 
 if __name__ == "__main__":

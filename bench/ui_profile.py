@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from generate import timed  # bench/generate.py: run as `python bench/ui_profile.py`, bench/ is on the path
+from glassformer import timing
 
 
-def ms(fn, repeats: int = 20) -> float:
-    """Median time of fn() in milliseconds (bench/generate.py's timer)."""
-    return timed(fn, repeats) * 1e3
+def ms(fn, repeats: int = 20) -> str:
+    """Median time of fn() in milliseconds with its interval and runs (timing.measure, the
+    process's threads, as the course server runs)."""
+    return timing.measure(fn, repeats=repeats, threads=None).figure(digits=2)
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         ("sampling card: generate 40 tokens", ms(lambda: gen.generate(loaded.model, prompt, 40, seed=0, **settings), 5)),
     ]
     for what, t in rows:
-        print(f"{t:8.2f} ms  {what}")
+        print(f"{t:>30s}  {what}")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,26 @@ def make_gpt2_cache(root: Path) -> Path:
     (root / "hub" / "models--gpt2" / "refs").mkdir()
     (root / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
     return root / "hub"
+
+
+def save_moe(folder: Path, *, model_type="mixtral", layers=2, heads=4, kv_heads=2, hidden=64, head_dim=None,
+             experts=4, top_k=2, expert_width=32, norm_topk_prob=True, vocab_size=101, tie=False, seed=0, **extra):
+    """A tiny random MixtralForCausalLM or Qwen3MoeForCausalLM (extra: other config fields, e.g. mlp_only_layers)."""
+    from transformers import MixtralConfig, MixtralForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                  num_key_value_heads=kv_heads, head_dim=head_dim or hidden // heads, max_position_embeddings=128,
+                  tie_word_embeddings=tie, rms_norm_eps=1e-6, num_experts_per_tok=top_k,
+                  rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
+                  eos_token_id=vocab_size - 1, bos_token_id=vocab_size - 1, initializer_range=0.2, **extra)
+    if model_type == "mixtral":
+        model = MixtralForCausalLM(MixtralConfig(num_local_experts=experts, intermediate_size=expert_width, **common))
+    else:
+        cfg = Qwen3MoeConfig(num_experts=experts, moe_intermediate_size=expert_width,
+                             intermediate_size=2 * expert_width, norm_topk_prob=norm_topk_prob, **common)
+        model = Qwen3MoeForCausalLM(cfg)
+    model.eval()
+    _randomize(model)
+    model.save_pretrained(folder, safe_serialization=True)
+    return model

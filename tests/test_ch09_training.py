@@ -8,18 +8,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from glassformer import registry
 from glassformer.course import live_training
 from glassformer.analysis import training_lab
 from glassformer.data import tinyshakespeare_bytes
 from glassformer.model import build_model, preset
-from glassformer.train import TRAIN_PRESETS, loss_fn, start_or_resume, train, train_preset
+from glassformer.checkpoint import read_training_meta
+from glassformer.train import TRAIN_PRESETS, loss_fn, read_metrics, start_or_resume, train, train_preset
 
 
 def test_per_position_loss_is_minus_log_of_the_correct_tokens_probability_by_hand():
@@ -50,16 +54,63 @@ def test_gradient_accumulation_equals_one_bigger_batch():
     assert a[-1] < a[0]  # the steps did train (a comparison of two untouched models would prove nothing)
 
 
-def test_stop_and_resume_is_bit_identical_to_a_straight_run():
-    result = training_lab.resume_gap(steps=20)
-    assert result["stopped_at"] == 10 and result["tensors"] > 0
-    assert result["max_abs_diff"] == 0.0 and result["losses_equal"], result
-
-
 def small_corpus(tmp_path: Path, n: int = 20_000) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_bytes(tinyshakespeare_bytes()[:n])
     return path
+
+
+@pytest.mark.parametrize("optimizer, moment", [("adamw", "between two steps"),
+                                               ("muon", "inside a step, after Muon's update, before AdamW's")])
+def test_a_real_ctrl_c_saves_the_step_reached_and_resume_continues_it_bit_for_bit(tmp_path, optimizer, moment):
+    """A real SIGINT (what Ctrl-C and the page's Stop send) arrives between two checkpoints: train.py's
+    own handler must save the step the run reached (inside a step: it finishes that step first, or half
+    the weights would be updated), and --resume must carry on from exactly there to the weights of a
+    run that never stopped."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # SIGINT becomes KeyboardInterrupt
+    steps, stop = 20, 7
+    cfg = training_lab.tiny_config(optimizer=optimizer, max_steps=steps, eval_interval=stop, log_interval=1,
+                                   eval_batches=1, sample_tokens=8, keep_best=False,
+                                   checkpoint_interval=1000)  # no regular checkpoint before the end
+    corpus, straight, broken = small_corpus(tmp_path), tmp_path / "straight", tmp_path / "broken"
+    sent, muon_steps = [], []
+
+    def after_evaluation(row):
+        if moment == "between two steps" and not sent:
+            sent.append(row["step"])
+            signal.raise_signal(signal.SIGINT)
+
+    def after_each_optimizer(opt, args, kwargs):
+        if moment.startswith("inside") and type(opt).__name__ == "Muon":
+            muon_steps.append(1)
+            if len(muon_steps) == stop:  # step `stop` is half done
+                sent.append(stop)
+                signal.raise_signal(signal.SIGINT)
+
+    with training_lab.one_thread():
+        train(cfg, straight, corpus=corpus, progress=False)
+        hook = register_optimizer_step_post_hook(after_each_optimizer)  # every optimizer, after its step
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                train(cfg, broken, corpus=corpus, progress=False, on_eval=after_evaluation)
+        finally:
+            hook.remove()
+        assert sent == [stop]
+        assert read_training_meta(broken / "checkpoint.safetensors")["step"] == stop  # written by the handler
+        assert not (broken / "card.json").exists()  # the run stopped: it did not finish
+        summary = train(cfg, broken, corpus=corpus, progress=False, resume=True)
+    assert summary["steps"] == steps
+    logged = [r["step"] for r in read_metrics(broken / "metrics.jsonl") if "train_loss" in r]
+    assert logged == sorted(set(logged)), logged  # no step trained twice
+    assert logged[-(steps - stop):] == list(range(stop + 1, steps + 1)), logged  # resumed at step stop + 1
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(broken / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_chapters_resume_check_resumes_from_the_checkpoint_the_stop_wrote():
+    result = training_lab.resume_gap(steps=20)
+    assert result["stopped_at"] == 10 and result["tensors"] > 0  # read from the checkpoint, not set by the lab
+    assert result["max_abs_diff"] == 0.0 and result["losses_equal"], result
 
 
 def test_a_diverging_run_stops_with_a_clear_error_logged(tmp_path):
@@ -159,3 +210,25 @@ def test_a_run_folder_reads_as_failed_with_its_reason_or_as_stopped(tmp_path):
     (folder / "checkpoint.safetensors").write_bytes(b"")
     assert live_training.view(folder, False).state == "stopped"
     assert live_training.view(tmp_path / "nothing", False).state == "none"
+
+
+def test_each_experiment_is_the_reference_with_exactly_one_setting_changed():
+    """Chapter 9 says each button runs "the same model with one thing changed": parse every experiment's
+    flags as `glassformer train` does and compare the training configs field by field."""
+    import argparse
+    import dataclasses
+
+    from glassformer.train import OVERRIDES, add_arguments
+
+    def config(name):
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(live_training.experiment_args(name))
+        cfg = train_preset(args.preset, **{k: v for k, v in vars(args).items() if k in OVERRIDES and v is not None})
+        return dataclasses.asdict(cfg)
+
+    reference = config("reference")
+    assert reference["min_lr"] == 0.0 and reference["grad_clip"] == 1.0
+    for name in live_training.EXPERIMENTS:
+        changed = {k for k, v in config(name).items() if v != reference[k]}
+        assert len(changed) == (0 if name == "reference" else 1), (name, changed)

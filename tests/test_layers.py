@@ -10,10 +10,12 @@ import sys
 LAYERS = [
     ["glassformer.tokenizers"],
     ["glassformer.model"],
-    ["glassformer.checkpoint", "glassformer.precision", "glassformer.sampling", "glassformer.data"],
+    ["glassformer.checkpoint", "glassformer.precision", "glassformer.sampling", "glassformer.data",
+     "glassformer.chat", "glassformer.lora"],
     ["glassformer.pretrained", "glassformer.generate", "glassformer.optim", "glassformer.errors"],
     ["glassformer.train", "glassformer.registry", "glassformer.threads", "glassformer.memory"],
-    ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths"],
+    ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths",
+     "glassformer.finetune"],
     ["glassformer.cli", "glassformer.course"],
 ]
 

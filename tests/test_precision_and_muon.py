@@ -22,9 +22,13 @@ def test_auto_follows_the_measured_capability(monkeypatch, capsys):
     monkeypatch.setattr(precision, "cpu_capability", lambda: fast)
     assert resolve_dtype("auto") == "bf16" and resolve_dtype("fp32") == "fp32"
     assert capsys.readouterr().err == ""
-    # native but not measurably faster (a CPU that only converts): fp32
-    monkeypatch.setattr(precision, "cpu_capability", lambda: Capability("AVX512", True, 1.05))
+    # bf16 instructions, but bf16 products measured clearly slower (whole interval below 1): fp32
+    vetoed = Capability("AVX512", True, 0.6, (0.5, 0.7), 11, "slower")
+    monkeypatch.setattr(precision, "cpu_capability", lambda: vetoed)
     assert resolve_dtype("auto") == "fp32"
+    # ... while a timing with no clear difference leaves the instructions' word standing: bf16
+    monkeypatch.setattr(precision, "cpu_capability", lambda: Capability("AVX512", True, 1.05, (0.8, 1.3), 11))
+    assert resolve_dtype("auto") == "bf16"
     with pytest.raises(ValueError, match="dtype must be one of"):
         resolve_dtype("fp16")
 

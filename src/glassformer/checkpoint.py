@@ -51,10 +51,17 @@ def atomic_write(path: Path, write) -> None:
     The rename is atomic on POSIX filesystems; the two fsyncs make it durable: without the
     first, a power cut can leave the new name pointing at a file whose bytes never reached
     the disk (an empty checkpoint); without the second, the rename itself may be lost.
+
+    A write that fails for a reason the user can fix (a full disk, a folder without permission) is
+    an OSError naming the folder and the cause, whether Python or safetensors (whose SafetensorError
+    is no OSError) met it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(f"cannot write {path.name} into {path.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
     try:
         write(tmp)
@@ -64,7 +71,11 @@ def atomic_write(path: Path, write) -> None:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent, directory=True)
-    except BaseException:
+    except (OSError, SafetensorError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OSError(f"cannot write {path.name} into {path.parent}: {cause}") from exc
+    except BaseException:  # Ctrl-C, a bug: no half-written file left behind either
         Path(tmp).unlink(missing_ok=True)
         raise
 
@@ -112,31 +123,64 @@ def save_model_folder(model: DecoderLM, tokenizer, folder: str | Path, card: dic
 
 def is_model_folder(folder: Path) -> bool:
     try:
-        return "glassformer" in json.loads((folder / "config.json").read_text())
+        meta = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and "glassformer" in meta
+
+
+def read_json(path: Path):
+    """A JSON file's contents; a file that is not JSON (or not UTF-8) is an error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
 
 
 def load_tokenizer(path: Path):
+    """The tokenizer in a model folder's tokenizer.json; an error names the file and the field."""
     from glassformer.tokenizers.bpe import BPETokenizer
     from glassformer.tokenizers.char import CharTokenizer
 
-    kind = json.loads(path.read_text()).get("kind")
-    loaders = {"char": CharTokenizer.load, "bpe": BPETokenizer.load}
+    data = read_json(path)
+    if isinstance(data, dict) and "kind" not in data and "model" in data:  # a Hugging Face tokenizer.json
+        from glassformer.tokenizers.pretrained import PretrainedTokenizer  # (a fine-tuned GPT-2 or Qwen3)
+
+        tokenizer = PretrainedTokenizer(path)
+        config = path.parent / "tokenizer_config.json"   # its end-of-turn token, when the folder has one
+        eos = read_json(config).get("eos_token") if config.exists() else None
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        tokenizer.eos_id = tokenizer.hf.token_to_id(eos) if isinstance(eos, str) else None
+        return tokenizer
+    loaders = {"char": CharTokenizer.from_dict, "bpe": BPETokenizer.from_dict}
+    kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in loaders:
-        raise ValueError(f"{path}: unknown tokenizer kind {kind!r}")
-    return loaders[kind](path)
+        raise ValueError(f"{path}: field 'kind' must be one of {sorted(loaders)}, got {kind!r}")
+    try:
+        return loaders[kind](data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def load_model_folder(folder: str | Path, weights_file: str = "model.safetensors"):
-    """(model, tokenizer, card) from a folder written by save_model_folder."""
+    """(model, tokenizer, card) from a folder written by save_model_folder. Whatever is wrong with
+    a file the folder holds (a field missing, a value of the wrong type), the error names the file."""
     folder = Path(folder)
     if not is_model_folder(folder):
         raise ValueError(f"{folder} is not a glassformer model folder (no config.json with a 'glassformer' key)")
-    meta = json.loads((folder / "config.json").read_text())
-    if meta["glassformer"] > FORMAT_VERSION:
-        raise ValueError(f"{folder} was written by a newer glassformer (format {meta['glassformer']})")
-    model = build_model(ModelConfig.from_dict(meta["model"]))
+    config_file = folder / "config.json"
+    meta = read_json(config_file)
+    version = meta["glassformer"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{config_file}: field 'glassformer' must be the format number, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{folder} was written by a newer glassformer (format {version})")
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{config_file}: field 'model' (the model's settings) is missing or not an object")
+    try:
+        model = build_model(ModelConfig.from_dict(meta["model"]))  # the family's own rules are checked too
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: in field 'model': {exc}") from None
     path = folder / weights_file
     try:
         tensors = load_file(str(path))
@@ -145,7 +189,7 @@ def load_model_folder(folder: str | Path, weights_file: str = "model.safetensors
     load_weights(model, {k: v.float() for k, v in tensors.items()}, str(path))
     model.eval()
     card_file = folder / "card.json"
-    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    card = read_json(card_file) if card_file.exists() else {}
     return model, load_tokenizer(folder / "tokenizer.json"), card
 
 

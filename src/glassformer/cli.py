@@ -3,8 +3,10 @@
     glassformer start                      the course in your browser
     glassformer edit 8                     chapter 8 as a notebook you can change
     glassformer train --preset course      train the course model (or --preset tiny to try it)
+    glassformer finetune --from course     teach a model to answer in a chat format (--lora RANK: adapters only)
     glassformer generate --prompt "ROMEO:" text from a model, streamed as it is chosen
     glassformer trace --text "To be"       every intermediate tensor of one forward pass
+    glassformer info [--remeasure]         this CPU's capabilities and the decisions taken from them
 """
 
 from __future__ import annotations
@@ -59,9 +61,17 @@ class StreamDecoder:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from glassformer.errors import BadSetting
     from glassformer.generate import beam_search, stream
     from glassformer.registry import load_model
+    from glassformer.sampling import check_settings
 
+    # Every setting is checked before anything is printed: an error comes alone, never after the prompt.
+    check_settings(args.temperature, args.top_k, args.top_p, args.min_p)
+    if args.max_new_tokens < 0:
+        raise BadSetting("max_new_tokens", f"must be >= 0, got {args.max_new_tokens}")
+    if args.beams < 1:
+        raise BadSetting("beams", f"must be >= 1, got {args.beams}")
     loaded = load_model(args.model)
     ids = encode_prompt(loaded, args.prompt)
     if args.beams > 1:
@@ -124,6 +134,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from glassformer.train import run
 
     return run(args)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from glassformer.finetune import run
+
+    return run(args)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from glassformer.decode_paths import machine_report
+
+    print(machine_report(remeasure=args.remeasure))
+    return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -198,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(fn=cmd_train)
 
+    from glassformer.finetune import add_arguments as add_finetune_arguments
+
+    p = sub.add_parser("finetune", help="fine-tune a model on prompt/response pairs (or --lora adapters)")
+    add_finetune_arguments(p)
+    p.set_defaults(fn=cmd_finetune)
+
     p = sub.add_parser("generate", help="generate text from a prompt, streamed")
     _model_arg(p)
     p.add_argument("--prompt", default="\n", help="the text to continue")
@@ -215,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default="To be, or not to be", help="the input text")
     p.add_argument("--names", nargs="*", default=None, help="hook names or globs, e.g. 'blocks.*.attn.pattern'")
     p.set_defaults(fn=cmd_trace)
+
+    p = sub.add_parser("info", help="this CPU's capabilities (bf16, int8) and the stored measurements behind them")
+    p.add_argument("--remeasure", action="store_true", help="measure again and replace the stored decisions")
+    p.set_defaults(fn=cmd_info)
     return parser
 
 

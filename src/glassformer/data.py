@@ -105,8 +105,12 @@ def load_text(corpus: str | Path | None = None) -> tuple[str, str]:
         path = Path("TinyShakespeare")
     else:
         path = Path(corpus)
-        if not path.is_file():
+        if path.is_dir():
+            raise CorpusError(f"corpus {path} is a folder; give a UTF-8 text file")
+        if not path.exists():
             raise CorpusError(f"corpus {path} does not exist")
+        if not path.is_file():
+            raise CorpusError(f"corpus {path} is not a regular file; give a UTF-8 text file")
         raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

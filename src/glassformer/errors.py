@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from glassformer.data import CorpusError
+from glassformer.model.config import BadSetting  # noqa: F401 - a user error too (a ValueError)
 
 
 # What a user can cause: bad values (unknown names, refused checkpoints: CheckpointError is a
@@ -18,7 +19,8 @@ def report_user_errors(command: str, fn) -> int:
     try:
         return fn()
     except USER_ERRORS as exc:
-        print(f"glassformer {command}: error: {exc}", file=sys.stderr)
+        message = f"{exc.flag} {exc.problem}" if isinstance(exc, BadSetting) else str(exc)
+        print(f"glassformer {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,13 +19,15 @@ of committing to one token at a time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from glassformer.model import DecoderLM
-from glassformer.sampling import distribution, make_generator, next_token
+from glassformer.errors import BadSetting
+from glassformer.sampling import check_settings, distribution, make_generator, next_token
 
 
 @dataclass
@@ -40,15 +42,19 @@ class Step:
 
 
 def as_batch(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
-    """A prompt as a (B, T) long tensor; a list or 1-D tensor becomes a batch of one."""
-    ids = torch.as_tensor(ids, dtype=torch.long) if not isinstance(ids, torch.Tensor) else ids
+    """A prompt as a (B, T) integer tensor; a list or 1-D tensor becomes a batch of one.
+
+    Ids must be integers, as the model itself requires: 2.7 is refused, never rounded to token 2."""
+    ids = torch.as_tensor(ids)
     if ids.dim() == 1:
         ids = ids[None]
     if ids.dim() != 2:
         raise ValueError(f"prompt must be a list of ids or a (B, T) tensor, got shape {tuple(ids.shape)}")
     if ids.shape[1] == 0:
         raise ValueError("empty prompt: give at least one token")
-    return ids
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"token ids must be integers, got {ids.dtype} values")
+    return ids if ids.dtype in (torch.int64, torch.int32) else ids.long()
 
 
 def eos_ids(eos_id: int | Sequence[int] | None) -> list[int]:
@@ -65,7 +71,7 @@ def eos_ids(eos_id: int | Sequence[int] | None) -> list[int]:
 def fit_context(ids: torch.Tensor, max_new_tokens: int, n_ctx: int, truncate: bool) -> torch.Tensor:
     """Check that prompt + new tokens fit the context; with truncate=True keep only the prompt's end."""
     if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        raise BadSetting("max_new_tokens", f"must be >= 0, got {max_new_tokens}")
     T = ids.shape[1]
     if T + max_new_tokens <= n_ctx:
         return ids
@@ -99,6 +105,7 @@ def stream(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tokens: 
     with and without the KV cache (the cache is rebuilt from that window), so both paths see the
     same tokens at every step and give the same output.
     """
+    check_settings(temperature, top_k, top_p, min_p)
     n_ctx = model.config.n_ctx
     ids = fit_context(as_batch(ids).to(next(model.parameters()).device), max_new_tokens, n_ctx, truncate)
     generator = make_generator(seed, ids.device)
@@ -187,6 +194,8 @@ def beam_search(model: DecoderLM, ids: Sequence[int] | torch.Tensor, max_new_tok
     """
     if num_beams < 1:
         raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+    if not math.isfinite(length_penalty):  # NaN would make every score NaN, and the ranking meaningless
+        raise BadSetting("length_penalty", f"must be a finite number, got {length_penalty!r}")
     prompt = as_batch(ids)
     if prompt.shape[0] != 1:
         raise ValueError("beam_search takes one prompt (batch of 1)")

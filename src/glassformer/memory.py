@@ -4,6 +4,7 @@
 dispatch mode, torch's hook for seeing each operation): each new storage adds its bytes when it
 is created and removes them when Python frees it. The maximum of that running total is the
 peak. Tensors that existed before the call (the inputs, the weights) are not counted.
+`available_bytes()` says how much memory the machine has left, for checks made before allocating.
 
     >>> import torch
     >>> x = torch.ones(1000)
@@ -14,6 +15,7 @@ peak. Tensors that existed before the call (the inputs, the weights) are not cou
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -55,3 +57,19 @@ def peak_tensor_bytes(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int
     with torch.no_grad(), watcher:
         result = fn(*args, **kwargs)
     return result, watcher.peak
+
+
+def available_bytes() -> int | None:
+    """Memory this machine can still give a process without swapping (Linux: MemAvailable; elsewhere
+    the physical memory), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # Windows has no sysconf
+        return None

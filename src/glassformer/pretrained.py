@@ -59,9 +59,14 @@ def convert_state_dict(tensors: dict[str, torch.Tensor], cfg: ModelConfig, model
             if key not in tensors:
                 raise CheckpointError(f"checkpoint is missing tensor {key!r} (needed for {rule.ours})")
         parts = [tensors[k] for k in rule.theirs]
-        value = torch.cat(parts, dim=0) if rule.transform.startswith("concat") else parts[0]
+        if rule.transform.startswith("concat"):
+            value = torch.cat(parts, dim=0)
+        elif rule.transform.startswith("stack"):  # one tensor per expert -> (E, out, in)
+            value = torch.stack(parts)
+        else:
+            value = parts[0]
         if rule.transform.endswith("transpose"):
-            value = value.t()
+            value = value.transpose(-2, -1)
         if value.shape != expected[rule.ours].shape:
             src = rule.theirs[0] if len(rule.theirs) == 1 else "+".join(rule.theirs)
             shapes = ", ".join(str(tuple(p.shape)) for p in parts)

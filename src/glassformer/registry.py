@@ -1,6 +1,8 @@
 """The models the lab and the course can use, by name.
 
     course        the shipped character-level GPT trained on TinyShakespeare (the default)
+    induction     chapter 12's two-layer attention-only model, trained on random tokens with a repeated
+                  segment (shipped; not offered in the picker: it knows no text, only its 64 symbols)
     runs/<name>   a model the learner trained with `glassformer train` (any folder works too)
     gpt2          OpenAI's GPT-2 small (124M), from the Hugging Face hub or its cache
     qwen3-0.6b    Qwen3-0.6B, from the Hugging Face hub or its cache
@@ -20,6 +22,7 @@ from glassformer.checkpoint import is_model_folder, load_model_folder
 
 COURSE_MODEL_DIR = Path(__file__).parent / "assets" / "course"
 DRAFT_MODEL_DIR = Path(__file__).parent / "assets" / "draft"   # chapter 10's speculative-decoding draft
+INDUCTION_MODEL_DIR = Path(__file__).parent / "assets" / "induction"   # chapter 12's attention-only toy
 HUB_MODELS = {"gpt2": "gpt2", "qwen3-0.6b": "Qwen/Qwen3-0.6B"}
 
 
@@ -131,6 +134,11 @@ def load_model(name: str = "course") -> LoadedModel:
             raise FileNotFoundError(f"the shipped course model is missing from {COURSE_MODEL_DIR}")
         model, tokenizer, card = load_model_folder(COURSE_MODEL_DIR)
         return LoadedModel("course", model, tokenizer, card)
+    if name == "induction":
+        if not (INDUCTION_MODEL_DIR / "model.safetensors").exists():
+            raise FileNotFoundError(f"the shipped induction model is missing from {INDUCTION_MODEL_DIR}")
+        model, tokenizer, card = load_model_folder(INDUCTION_MODEL_DIR)
+        return LoadedModel("induction", model, tokenizer, card)
     if name in HUB_MODELS:
         from glassformer.pretrained import load_pretrained
 
@@ -149,4 +157,4 @@ def load_model(name: str = "course") -> LoadedModel:
         if tokenizer is None:
             raise ValueError(f"{path} has no tokenizer.json")
         return LoadedModel(str(path), model, tokenizer, {"source": str(path)})
-    raise ValueError(f"unknown model {name!r}: use 'course', 'gpt2', 'qwen3-0.6b', or a model folder")
+    raise ValueError(f"unknown model {name!r}: use 'course', 'induction', 'gpt2', 'qwen3-0.6b', or a model folder")

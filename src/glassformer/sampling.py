@@ -18,7 +18,38 @@ from an explicit torch.Generator, so the same seed gives the same tokens.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
+
+from glassformer.model.config import BadSetting
+
+
+def check_settings(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                   min_p: float | None = None) -> None:
+    """Refuse any knob that cannot be used, whatever the others say (temperature 0 included).
+
+    Called before anything is drawn. NaN compares false with everything, so without this check a
+    NaN would slip past a test such as `top_p < 1` and silently switch its filter off.
+
+        >>> check_settings(temperature=0, top_p=float("nan"))
+        Traceback (most recent call last):
+        ...
+        glassformer.model.config.BadSetting: top_p must be in (0, 1], got nan
+    """
+    def number(x) -> bool:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (number(temperature) and temperature >= 0):
+        raise BadSetting("temperature", f"must be a finite number >= 0 (0: always the most likely token), "
+                                        f"got {temperature!r}")
+    if top_k is not None and not (isinstance(top_k, numbers.Integral) and top_k >= 1):
+        raise BadSetting("top_k", f"must be an integer >= 1, got {top_k!r}")
+    if top_p is not None and not (number(top_p) and 0 < top_p <= 1):
+        raise BadSetting("top_p", f"must be in (0, 1], got {top_p!r}")
+    if min_p is not None and not (number(min_p) and 0 <= min_p <= 1):
+        raise BadSetting("min_p", f"must be in [0, 1], got {min_p!r}")
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -90,16 +121,16 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         >>> filter_logits(z, temperature=2.0, top_p=0.85, temperature_last=True).isfinite().tolist()
         [True, True, False]
     """
+    check_settings(temperature, top_k, top_p, min_p)
     if temperature_last:
         return apply_temperature(filter_logits(logits, 1.0, top_k, top_p, min_p), temperature)
     logits = apply_temperature(logits.float(), temperature)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
-    if top_p is not None:
-        # p = 1 keeps everything; skipping it avoids float round-off in the cumulative sum.
-        logits = top_p_filter(logits, top_p) if top_p < 1.0 or top_p > 1.0 else logits
-    if min_p is not None:
-        logits = min_p_filter(logits, min_p) if min_p != 0.0 else logits
+    if top_p is not None and top_p < 1.0:  # p = 1 keeps everything; skipping it avoids round-off in the sum
+        logits = top_p_filter(logits, top_p)
+    if min_p is not None and min_p > 0.0:
+        logits = min_p_filter(logits, min_p)
     return logits
 
 
@@ -134,6 +165,7 @@ def distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int | No
         >>> distribution(torch.tensor([2.0, 1.0, 0.0]), temperature=0).tolist()
         [1.0, 0.0, 0.0]
     """
+    check_settings(temperature, top_k, top_p, min_p)
     if temperature == 0:
         return torch.nn.functional.one_hot(greedy(logits), logits.shape[-1]).float()
     return filter_logits(logits, temperature, top_k, top_p, min_p).softmax(dim=-1)
@@ -143,6 +175,7 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
                top_p: float | None = None, min_p: float | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick the next token: greedy when temperature == 0, else filter then sample."""
+    check_settings(temperature, top_k, top_p, min_p)
     if temperature == 0:
         return greedy(logits)
     return sample(filter_logits(logits, temperature, top_k, top_p, min_p), generator)

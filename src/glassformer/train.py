@@ -41,11 +41,13 @@ import torch.nn.functional as F
 
 from glassformer.checkpoint import (CheckpointError, atomic_write, load_training_state, load_weights,
                                     read_training_meta, save_model_folder, save_training_state)
-from glassformer.data import load_text, random_batch, sequential_batches, train_val_split
-from glassformer.errors import report_user_errors
+from glassformer.data import CorpusError, load_text, random_batch, sequential_batches, train_val_split
+from glassformer.errors import BadSetting, report_user_errors
 from glassformer.generate import generate
+from glassformer.memory import available_bytes
 from glassformer.model import DecoderLM, ModelConfig, build_model, preset
-from glassformer.model.config import MLPS, NORMS, POSITIONS
+from glassformer.model.config import MLPS, NORMS, POSITIONS, check_field_types
+from glassformer.model.moe import routing_recorded, routing_summary
 from glassformer.optim import Optimizers, make_optimizer
 from glassformer.precision import DTYPES, autocast, cpu_capability, resolve_dtype
 from glassformer.tokenizers.char import CharTokenizer
@@ -80,23 +82,41 @@ class TrainConfig:
     keep_best: bool = True         # the saved model is the one with the lowest val loss seen at an eval
     seed: int = 1337
     train_tokens: int | None = None  # train on only the first N tokens of the training split (overfitting demo)
+    balance_weight: float = 0.01   # MoE models: weight of the load-balancing loss (Switch Transformers' 0.01; 0: none)
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "checkpoint_interval", "log_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        """Every value is checked here, before anything trains: a NaN or a negative rate would
+        otherwise train on silently, or fail minutes later blaming something else."""
+        def need(ok: bool, name: str, problem: str) -> None:
+            if not ok:
+                raise BadSetting(name, f"{problem}, got {getattr(self, name)!r}")
+
+        def finite(name: str) -> bool:
+            return math.isfinite(getattr(self, name))
+
+        check_field_types(self)
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}")
+        need(self.dtype in DTYPES, "dtype", f"must be one of {DTYPES}")
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "checkpoint_interval",
+                     "log_interval"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("warmup_steps", "sample_tokens"):
+            need(getattr(self, name) >= 0, name, "must be >= 0")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
-        if self.train_tokens is not None and self.train_tokens <= self.model.n_ctx:
-            raise ValueError(f"train_tokens must exceed the context ({self.model.n_ctx}), got {self.train_tokens}")
+        need(finite("lr") and self.lr > 0, "lr", "must be a finite number > 0")
+        need(finite("min_lr") and 0 <= self.min_lr <= self.lr, "min_lr",
+             f"must be between 0 and the peak learning rate ({self.lr:g})")
+        need(finite("weight_decay") and self.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
+        need(finite("grad_clip") and self.grad_clip >= 0, "grad_clip", "must be a finite number >= 0 (0: no clipping)")
+        for name in ("beta1", "beta2"):
+            need(0 <= getattr(self, name) < 1, name, "must be in [0, 1)")
+        need(0 <= self.seed < 2**64, "seed", "must be in [0, 2**64), what a random generator takes")
+        need(self.time_budget is None or (finite("time_budget") and self.time_budget > 0), "time_budget",
+             "must be a finite number of seconds > 0")
+        need(finite("balance_weight") and self.balance_weight >= 0, "balance_weight", "must be a finite number >= 0")
+        need(self.train_tokens is None or self.train_tokens > self.model.n_ctx, "train_tokens",
+             f"must exceed the context ({self.model.n_ctx})")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}
@@ -216,6 +236,7 @@ class TrainState:
     started: float = field(default_factory=time.perf_counter)
     lr: float = 0.0                    # the learning rate the last step used
     interrupted: bool = False          # a Ctrl-C held back during an optimizer step
+    routing: dict | None = None        # MoE: the last micro-batch's balance loss and per-layer expert load (logged)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -323,6 +344,45 @@ def check_resumable(meta: dict, cfg: TrainConfig, data_sha: str, path: Path) -> 
     return saved
 
 
+def check_corpus_length(val_ids: torch.Tensor, n_ctx: int, corpus: str | Path | None) -> None:
+    """The validation split (the last 10%, the shorter split) must hold a window of n_ctx + 1 tokens:
+    said at the start, not at the first evaluation, steps later."""
+    if len(val_ids) <= n_ctx:
+        name = "TinyShakespeare" if corpus is None else str(corpus)
+        raise CorpusError(f"corpus {name} is too short for a context of {n_ctx}: its validation split (the last "
+                          f"10%) has {len(val_ids)} tokens; give it at least {10 * (n_ctx + 1)} characters or a "
+                          f"smaller --n-ctx")
+
+
+def attention_weight_bytes(cfg: TrainConfig, dtype: str, world: int = 1) -> int:
+    """The memory one training step needs for its attention weights alone: a (B, H, T, T) matrix per
+    layer, kept for the backward pass, for a micro-batch of B rows (a lower bound of the step's memory).
+
+    Training forms them when it takes the eager attention path, as bf16 training on a CPU does
+    (the fused kernel is the slower one under bf16 autocast: see Attention.forward), and whenever
+    attention dropout is on (the fused kernel then forms them too, in fp32); otherwise the fused
+    kernel works in tiles and they take nothing. Growing with T squared, they are what first makes a
+    long context impossible: the tiny preset at n_ctx=20000 in bf16 needs 2 layers x 16 x 4 x 20000^2 x 2 bytes.
+
+        >>> attention_weight_bytes(train_preset("tiny", n_ctx=20_000), "bf16") / 1e9
+        102.4
+    """
+    m = cfg.model
+    if dtype != "bf16" and m.attn_dropout == 0:
+        return 0
+    rows = cfg.batch_size // cfg.grad_accum // world
+    return m.n_layers * rows * m.n_heads * m.n_ctx ** 2 * (2 if dtype == "bf16" else 4)
+
+
+def check_memory(cfg: TrainConfig, dtype: str, world: int) -> None:
+    """Refuse, before allocating anything, a step that cannot fit in this machine's memory."""
+    need, have = attention_weight_bytes(cfg, dtype, world), available_bytes()
+    if have is not None and need > have:
+        raise BadSetting("n_ctx", f"{cfg.model.n_ctx} needs at least {need / 1e9:.1f} GB of memory for one training "
+                                  f"step's attention weights alone; this machine has {have / 1e9:.1f} GB available: "
+                                  f"lower --n-ctx or --batch-size, or raise --grad-accum")
+
+
 def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resume: bool) -> tuple[Run, TrainState]:
     """Build the model, data and optimizer; on resume, restore all of them from the checkpoint."""
     rank, world = setup_distributed()
@@ -353,6 +413,7 @@ def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resu
     train_ids, val_ids = train_val_split(ids)
     if cfg.train_tokens is not None:  # less data than the model can memorize: it overfits
         train_ids = train_ids[:cfg.train_tokens]
+    check_corpus_length(val_ids, cfg.model.n_ctx, corpus)  # (train_tokens > n_ctx is TrainConfig's check)
     if cfg.batch_size % (cfg.grad_accum * world):
         raise ValueError(f"batch_size {cfg.batch_size} must divide evenly into {cfg.grad_accum} micro-batches "
                          f"x {world} processes")
@@ -363,6 +424,7 @@ def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resu
         # without native bf16, where it would be hundreds of times slower.
         if meta["dtype"] == "fp32" or cpu_capability().native_bf16:
             dtype = meta["dtype"]
+    check_memory(cfg, dtype, world)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).train()
     ns_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
@@ -408,10 +470,16 @@ def train_step(run: Run, state: TrainState) -> float:
         x, y = x[run.rank * local:(run.rank + 1) * local], y[run.rank * local:(run.rank + 1) * local]
         last = micro_step == cfg.grad_accum - 1
         no_sync = run.net.no_sync() if run.world > 1 and not last else contextlib.nullcontext()
+        moe = run.model.config.n_experts > 0       # MoE: + the weighted balance loss (model/moe.py)
         with no_sync:
-            with autocast(run.dtype):
+            with autocast(run.dtype), routing_recorded(run.model) if moe else contextlib.nullcontext() as routing:
                 loss = loss_fn(run.net, x, y) / cfg.grad_accum
-            loss.backward()
+            if moe:
+                balance, load = routing_summary(routing)
+                state.routing = {"balance_loss": round(balance.item(), 5), "expert_load": load}
+                (loss + balance * (cfg.balance_weight / cfg.grad_accum)).backward()
+            else:
+                loss.backward()
         loss_sum += loss.detach()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
@@ -551,6 +619,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, corpus: str | Path | None = 
     evaluations on the whole validation split as training passes those times ("time to quality").
     on_eval(row) is called with every evaluation row (the course's live chart).
     """
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        raise BadSetting("time_limit", f"must be a finite number of seconds > 0, got {time_limit!r}")
+    if not all(math.isfinite(t) and t >= 0 for t in full_eval_at):
+        raise BadSetting("full_eval_at", f"takes finite numbers of seconds >= 0, got {list(full_eval_at)}")
     run, state = start_or_resume(cfg, Path(out_dir), corpus, resume)
     announce(run, state)
     bar = progress_bar(run, state) if progress else None
@@ -628,7 +700,7 @@ def log_progress(run: Run, state: TrainState, loss: float, window: tuple[float, 
     now = time.perf_counter()
     tok_s = (state.tokens - window[1]) / max(1e-9, now - window[0])
     run.log({"step": state.step, "train_loss": round(loss, 5), "lr": state.lr,
-             "tokens_per_s": round(tok_s), "elapsed": round(state.elapsed(), 2)})
+             "tokens_per_s": round(tok_s), "elapsed": round(state.elapsed(), 2), **(state.routing or {})})
     if bar is not None:
         bar.total = run.cfg.max_steps  # fitted to the time budget after the first steps
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}")

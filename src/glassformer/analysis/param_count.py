@@ -27,13 +27,14 @@ def parameter_breakdown(c: ModelConfig) -> dict[str, int]:
     qkv = D * (H + 2 * Hkv) * Dh + ((H + 2 * Hkv) * Dh if c.attn_bias else 0)
     out = H * Dh * D + (D if c.attn_out_bias else 0)
     qk_norm = 2 * Dh if c.qk_norm else 0                          # one RMSNorm for q, one for k (shared by heads)
-    matrices = 3 if c.mlp == "swiglu" else 2                      # SwiGLU: gate, up, down; GELU: up, down
-    mlp = matrices * D * F + ((matrices - 1) * F + D if c.mlp_bias else 0)
+    matrices = {"swiglu": 3, "none": 0}.get(c.mlp, 2)             # SwiGLU: gate, up, down; GELU: up, down
+    mlp = matrices * D * F + ((matrices - 1) * F + D if c.mlp_bias and matrices else 0)
+    norms_per_block = 2 if matrices else 1                        # attention-only blocks have no norm 2
     return {
         "token embedding": V * D,
         "positions": c.n_ctx * D if c.position == "learned" else 0,   # sinusoidal, RoPE, ALiBi: computed, not learned
         "attention": L * (qkv + out + qk_norm),
         "MLP": L * mlp,
-        "norms": (2 * L + 1) * norm,                              # two per block, one final
+        "norms": (norms_per_block * L + 1) * norm,                # per block, and one final
         "unembedding": 0 if c.tie_embeddings else V * D,
     }

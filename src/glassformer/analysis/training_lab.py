@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from glassformer.checkpoint import read_training_meta
 from glassformer.data import tinyshakespeare_bytes
 from glassformer.model import DecoderLM, build_model, preset
 from glassformer.optim import make_optimizer
@@ -107,11 +108,15 @@ def _same_windows(data: torch.Tensor, batch_size: int, micro_batches: int) -> bo
 
 @functools.lru_cache(maxsize=4)
 def resume_gap(steps: int = 20) -> dict:
-    """Train a tiny model `steps` steps straight, and again with a stop (Ctrl-C) after steps // 2, a
-    checkpoint, and --resume for the rest. Returns {"max_abs_diff": largest |difference| of any final
-    weight, "losses_equal": the logged training losses are identical, "stopped_at": ...}."""
+    """Train a tiny model `steps` steps straight, and again with a stop (Ctrl-C) after steps // 2, the
+    checkpoint train.py writes when stopped, and --resume for the rest. Returns {"max_abs_diff": largest
+    |difference| of any final weight, "losses_equal": the logged training losses are identical,
+    "stopped_at": the step of that checkpoint, as train.py wrote it, ...}.
+
+    The run's regular checkpoints come only at its end, so the one resumed from is the one the stop
+    itself saved: without it there would be nothing to resume."""
     half = steps // 2
-    cfg = tiny_config(max_steps=steps, eval_interval=half, checkpoint_interval=half, log_interval=1,
+    cfg = tiny_config(max_steps=steps, eval_interval=half, checkpoint_interval=steps, log_interval=1,
                       eval_batches=1, sample_tokens=8, keep_best=False)
     with tempfile.TemporaryDirectory() as tmp, one_thread():
         corpus = Path(tmp) / "corpus.txt"
@@ -127,13 +132,14 @@ def resume_gap(steps: int = 20) -> dict:
             train(cfg, broken, corpus=corpus, progress=False, on_eval=stop_at_half)
         except KeyboardInterrupt:
             pass
+        stopped_at = read_training_meta(broken / "checkpoint.safetensors")["step"]
         train(cfg, broken, corpus=corpus, progress=False, resume=True)
         from safetensors.torch import load_file
 
         a, b = load_file(str(straight / "model.safetensors")), load_file(str(broken / "model.safetensors"))
         losses = [[(r["step"], r["train_loss"]) for r in _rows(f) if "train_loss" in r] for f in (straight, broken)]
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
-    return {"max_abs_diff": diff, "losses_equal": losses[0] == losses[1], "stopped_at": half, "steps": steps,
+    return {"max_abs_diff": diff, "losses_equal": losses[0] == losses[1], "stopped_at": stopped_at, "steps": steps,
             "tensors": len(a)}
 
 

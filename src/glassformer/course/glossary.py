@@ -231,6 +231,27 @@ TERMS: list[Term] = [
          "one call; the output follows the big model exactly.", "10"),
     Term("quantization", "Storing weights with fewer bits (int8: 8-bit integers plus a scale per row) to read "
          "fewer bytes per token.", "10", ("int8 weight-only quantization",)),
+    # -- chapter 12 --
+    Term("induction head", "An attention head that, at a token A seen before as 'A B', attends to that B and copies "
+         "it into the prediction: A B … A → B (Olsson et al. 2022).", "12", ("induction heads",)),
+    Term("induction score", "The average attention weight a head puts, on a sequence written twice, from each token "
+         "of the second copy to the token after its first occurrence; 1 for a perfect induction head.", "12"),
+    Term("previous-token head", "A head that attends mostly to the token just before the query, writing 'the token "
+         "before me' into every position.", "12", ("previous-token heads",)),
+    Term("previous-token score", "The average attention weight a head puts on the token just before the query.",
+         "12"),
+    Term("in-context learning", "Predicting better from patterns in the text read so far, with no change to any "
+         "weight.", "12"),
+    Term("in-context-learning score", "Loss late in the context minus loss early (Olsson et al. 2022); negative "
+         "when the context helps. Chapter 12: the repeat's loss minus the first copy's.", "12"),
+    Term("K-composition", "A head whose keys are computed from what an earlier head wrote into the residual stream "
+         "(Elhage et al. 2021); an induction head's keys read a previous-token head's output.", "12"),
+    Term("phase change", "A sudden change during training: in chapter 12, the repeat's loss drops within a few "
+         "hundred steps as an induction head forms.", "12"),
+    Term("emergent ability", "An ability that seems absent below some scale of model or compute and present above "
+         "it (Wei et al. 2022); whether many are artefacts of sharp metrics is debated (Schaeffer et al. 2023).",
+         "12", ("emergent abilities",)),
+    Term("training compute", "The arithmetic spent on training, about 6 × parameters × training tokens FLOPs.", "12"),
     # -- chapter A --
 ]
 
@@ -268,6 +289,11 @@ READING: list[tuple[str, str, int]] = [
     ("Liu et al.", "Muon is Scalable for LLM Training", 2025),
     ("Touvron et al.", "LLaMA: Open and Efficient Foundation Language Models", 2023),
     ("Qwen Team", "Qwen3 Technical Report", 2025),
+    ("Elhage et al.", "A Mathematical Framework for Transformer Circuits", 2021),
+    ("Olsson et al.", "In-context Learning and Induction Heads", 2022),
+    ("Kaplan et al.", "Scaling Laws for Neural Language Models", 2020),
+    ("Wei et al.", "Emergent Abilities of Large Language Models", 2022),
+    ("Schaeffer, Miranda, Koyejo", "Are Emergent Abilities of Large Language Models a Mirage?", 2023),
 ]
 
 

@@ -180,7 +180,8 @@ def port_free(host: str, port: int) -> bool:
     try:  # the address family (IPv4 or IPv6) follows the host
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
-        raise BadSetting("host", f"{host} is not an address or a name this machine can resolve ({exc.strerror})") from None
+        raise BadSetting("host", f"{host} is neither an address nor a name this machine can resolve "
+                                 f"({exc.strerror})") from None
     with socket.socket(family, kind) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -11,6 +11,7 @@ Dimension legend used in every shape comment of this package:
     Dh  head width (usually D / H)
     F   hidden width of the feed-forward network
     V   vocabulary size
+    E   experts of a mixture-of-experts layer (K of them per token; F_e the width of one)
 
 Modules, in the order a token meets them:
     config     ModelConfig dataclass and named presets
@@ -19,8 +20,9 @@ Modules, in the order a token meets them:
     norm       LayerNorm and RMSNorm
     attention  causal self-attention (eager reference + fused path), GQA/MQA, KV cache
     mlp        the feed-forward network (GELU MLP, SwiGLU)
+    moe        a mixture of experts in place of the MLP: router, top-k, grouped dispatch, balance loss
     block      one Transformer block: norm -> attention -> add -> norm -> MLP -> add
-    families   the model families as data (GPT-2, Llama, Qwen3, course) and their checkpoint layouts
+    families   the model families as data (GPT-2, Llama, Qwen3, Mixtral, Qwen3-MoE, course) and their checkpoint layouts
     decoder    the decoder-only language model every family is built as
 
 Beside the decoder, for the chapters that take it apart or run it faster:

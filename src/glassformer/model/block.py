@@ -13,6 +13,10 @@ Post-norm (the original 2017 Transformer) normalizes after each addition instead
 
 Pre-norm keeps a clean path from the output back to the input, which makes deep stacks
 easier to train; post-norm usually needs a learning-rate warmup to train at all.
+
+An attention-only block (mlp=None, config mlp="none") stops after the attention step: its
+output is the stream after attention, and it has no norm2 and no MLP hook points. Chapter 12's
+two-layer toy is built of these, so every path from input to output goes through attention.
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from glassformer.model.hooks import HookPoint
 
 
 class Block(nn.Module):
-    def __init__(self, norm1: nn.Module, attn: Attention, norm2: nn.Module, mlp: nn.Module,
+    def __init__(self, norm1: nn.Module, attn: Attention, norm2: nn.Module | None, mlp: nn.Module | None,
                  *, pre_norm: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
+        if (norm2 is None) != (mlp is None):
+            raise ValueError("a block has both norm2 and an MLP, or neither (attention-only)")
         self.norm1, self.attn, self.norm2, self.mlp = norm1, attn, norm2, mlp
         self.pre_norm = pre_norm
         self.dropout = dropout
         self.hook_resid_pre, self.hook_attn_in, self.hook_attn_out = HookPoint(), HookPoint(), HookPoint()
-        self.hook_resid_mid, self.hook_mlp_in, self.hook_mlp_out = HookPoint(), HookPoint(), HookPoint()
+        self.hook_resid_mid = HookPoint()
+        if mlp is not None:
+            self.hook_mlp_in, self.hook_mlp_out = HookPoint(), HookPoint()
         self.hook_resid_post = HookPoint()
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,9 +56,13 @@ class Block(nn.Module):
         if self.pre_norm:
             attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(self.norm1(x)), **attn_args))
             mid = self.hook_resid_mid(x + self._drop(attn_out))                 # (B, T, D)
+            if self.mlp is None:                                                # attention-only
+                return self.hook_resid_post(mid)
             mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(self.norm2(mid))))
             return self.hook_resid_post(mid + self._drop(mlp_out))              # (B, T, D)
         attn_out = self.hook_attn_out(self.attn(self.hook_attn_in(x), **attn_args))
         mid = self.hook_resid_mid(self.norm1(x + self._drop(attn_out)))         # (B, T, D)
+        if self.mlp is None:                                                    # attention-only
+            return self.hook_resid_post(mid)
         mlp_out = self.hook_mlp_out(self.mlp(self.hook_mlp_in(mid)))
         return self.hook_resid_post(self.norm2(mid + self._drop(mlp_out)))      # (B, T, D)

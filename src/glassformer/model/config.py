@@ -14,13 +14,34 @@ and how its Hugging Face checkpoints are laid out).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-Family = Literal["gpt2", "llama", "qwen3", "course"]
+class BadSetting(ValueError):
+    """A setting (a config field, a sampling knob, an address) with a value that cannot be used.
+
+    `name` is the setting's name in the library (top_p); the command line, whose flags carry the
+    same names, reports the flag instead (--top-p):
+
+        >>> str(BadSetting("top_p", "must be in (0, 1], got nan")), BadSetting("top_p", "...").flag
+        ('top_p must be in (0, 1], got nan', '--top-p')
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name, self.problem = name, problem
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+Family = Literal["gpt2", "llama", "qwen3", "mixtral", "qwen3_moe", "course"]
 Position = Literal["learned", "sinusoidal", "rope", "alibi", "none"]
 Norm = Literal["layernorm", "rmsnorm"]
-MLPKind = Literal["gelu", "gelu_tanh", "swiglu"]
+MLPKind = Literal["gelu", "gelu_tanh", "swiglu", "none"]  # "none": attention-only blocks (chapter 12's toy)
 
 FAMILY_NAMES, POSITIONS, NORMS, MLPS = get_args(Family), get_args(Position), get_args(Norm), get_args(MLPKind)
 
@@ -32,12 +53,31 @@ class UnknownName(KeyError, ValueError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
+def check_field_types(config) -> None:
+    """Refuse a dataclass field whose value is not of its declared kind (int, float, bool), naming it.
+
+    A config.json written by hand can say "n_layers": "4", and a float for an integer field would
+    only fail deep inside torch: both are stopped here, before any other check compares them.
+    (An integer is a fine float; a bool is not a number here, though Python says it is.)"""
+    kinds = {"int": (numbers.Integral, "an integer"), "float": (numbers.Real, "a number"),
+             "bool": (bool, "true or false")}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        declared = f.type.removesuffix(" | None")
+        if declared not in kinds or value is None:  # None: a derived field, or an optional one unset
+            continue
+        kind, said = kinds[declared]
+        if not isinstance(value, kind) or (isinstance(value, bool) and f.type != "bool"):
+            raise BadSetting(f.name, f"must be {said}, got {value!r}")
+
+
 # Fields whose default is computed from other fields, and how.
 DERIVED = {
     "n_kv_heads": lambda c: c.n_heads,            # plain multi-head attention
     "head_dim": lambda c: c.d_model // c.n_heads,
     "d_mlp": lambda c: 4 * c.d_model,
     "attn_dropout": lambda c: c.dropout,
+    "d_expert": lambda c: c.d_mlp,              # MoE: each expert as wide as the dense MLP would be
 }
 
 
@@ -65,16 +105,29 @@ class ModelConfig:
     tie_embeddings: bool = True    # unembedding matrix = embedding matrix (transposed)
     dropout: float = 0.0           # on the residual additions during training
     attn_dropout: float = None     # on the attention weights; default: dropout
+    n_experts: int = 0             # > 0: every block's MLP is a mixture of this many experts (moe.py)
+    experts_per_token: int = 2     # MoE: experts each token is routed to (top-k of the router's softmax)
+    d_expert: int = None           # MoE: hidden width of one expert; default: d_mlp
+    moe_renormalize: bool = True   # MoE: kept top-k probabilities divided by their sum (Mixtral) or not
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ValueError(f"invalid ModelConfig: {message}")
 
+        def need(ok: bool, name: str, problem: str) -> None:  # a check of one field: named in the error
+            if not ok:
+                raise BadSetting(name, f"{problem}, got {getattr(self, name)!r}")
+
+        check_field_types(self)
         for name, options in (("family", FAMILY_NAMES), ("position", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
-            check(getattr(self, name) in options, f"{name} {getattr(self, name)!r} is not one of {options}")
+            need(getattr(self, name) in options, name, f"must be one of {options}")
         for name in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads"):
-            check(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+            need(getattr(self, name) > 0, name, "must be positive")
+        for name in ("n_kv_heads", "head_dim") + (("d_mlp",) if self.mlp != "none" else ()):
+            need(getattr(self, name) is None or getattr(self, name) > 0, name, "must be positive")
+        need(math.isfinite(self.rope_theta) and self.rope_theta > 0, "rope_theta", "must be a finite number > 0")
+        need(math.isfinite(self.norm_eps) and self.norm_eps > 0, "norm_eps", "must be a finite number > 0")
         if self.head_dim is None:
             check(self.d_model % self.n_heads == 0,
                   f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; set head_dim")
@@ -87,8 +140,14 @@ class ModelConfig:
             check(self.head_dim % 2 == 0, f"RoPE needs an even head width, got {self.head_dim}")
         if self.position == "sinusoidal":
             check(self.d_model % 2 == 0, f"sinusoidal positions need an even d_model, got {self.d_model}")
-        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        check(0.0 <= self.attn_dropout < 1.0, f"attn_dropout must be in [0, 1), got {self.attn_dropout}")
+        need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        need(0.0 <= self.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)")
+        need(self.n_experts >= 0, "n_experts", "must be >= 0 (0: a dense MLP)")
+        if self.n_experts:
+            need(self.mlp != "none", "mlp", "must name the experts' kind when n_experts > 0")
+            need(1 <= self.experts_per_token <= self.n_experts, "experts_per_token",
+                 f"must be between 1 and n_experts ({self.n_experts})")
+            need(self.d_expert > 0, "d_expert", "must be positive")
 
     def replace(self, **changes) -> "ModelConfig":
         """A copy with `changes`; a derived field still at its default follows the fields it

@@ -29,6 +29,7 @@ from glassformer.model.embedding import Embed, Unembed
 from glassformer.model.families import FAMILIES
 from glassformer.model.hooks import HOOK_NAMES, HookFn, HookPoint, Trace, attach, hook_names, select_names
 from glassformer.model.mlp import make_mlp
+from glassformer.model.moe import MoE
 from glassformer.model.norm import make_norm
 from glassformer.model.position import Rotary, alibi_bias, alibi_slopes, make_positions
 
@@ -63,20 +64,29 @@ class DecoderLM(nn.Module):
 
     def make_block(self, i: int) -> Block:
         c = self.config
+        has_mlp = c.mlp != "none"                                              # "none": attention-only blocks
         return Block(
             make_norm(c.norm, c.d_model, c.norm_eps),
             Attention(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim, qkv_bias=c.attn_bias, out_bias=c.attn_out_bias,
                       qk_norm_eps=c.norm_eps if c.qk_norm else None, dropout=c.attn_dropout),
-            make_norm(c.norm, c.d_model, c.norm_eps),
-            make_mlp(c.mlp, c.d_model, c.d_mlp, c.mlp_bias),
+            make_norm(c.norm, c.d_model, c.norm_eps) if has_mlp else None,
+            self.make_mlp() if has_mlp else None,
             pre_norm=c.pre_norm, dropout=c.dropout,
         )
+
+    def make_mlp(self) -> nn.Module:
+        """The dense MLP, or with n_experts > 0 a mixture of experts of the same kind (moe.py)."""
+        c = self.config
+        if c.n_experts:
+            return MoE(c.mlp, c.d_model, c.d_expert, c.n_experts, c.experts_per_token, c.mlp_bias, c.moe_renormalize)
+        return make_mlp(c.mlp, c.d_model, c.d_mlp, c.mlp_bias)
 
     def init_weights(self) -> None:
         """GPT-2's scheme: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2L)."""
         for name, p in self.named_parameters():
-            if p.dim() == 2 and "positions" not in name:
-                std = 0.02 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "mlp.down.weight")) else 0.02
+            if p.dim() >= 2 and "positions" not in name:  # 3-D: a MoE's experts, stacked (E, in, out)
+                residual_out = ("attn.out.weight", "mlp.down.weight", "experts.down.weight")
+                std = 0.02 / math.sqrt(2 * self.config.n_layers) if name.endswith(residual_out) else 0.02
                 nn.init.normal_(p, std=std)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
@@ -89,7 +99,8 @@ class DecoderLM(nn.Module):
                 *parents, leaf = path.split(".")
                 module.name = ".".join([*parents, leaf.removeprefix("hook_")])
                 points[module.name] = module
-        expected = hook_names(self.config.n_layers, has_pos_embed=self.embed.positions is not None)
+        expected = hook_names(self.config.n_layers, has_pos_embed=self.embed.positions is not None,
+                              has_mlp=self.config.mlp != "none", moe=self.config.n_experts > 0)
         assert set(points) == set(expected), "hook points out of sync with HOOK_NAMES"
         return {name: points[name] for name in expected}  # forward order
 
@@ -117,7 +128,7 @@ class DecoderLM(nn.Module):
         """
         c = self.config
         sizes = {"B": batch, "T": n_tokens, "S": n_keys or n_tokens, "D": c.d_model, "H": c.n_heads, "Hkv": c.n_kv_heads,
-                 "Dh": c.head_dim, "F": c.d_mlp, "V": c.vocab_size}
+                 "Dh": c.head_dim, "F": c.d_mlp, "V": c.vocab_size, "E": c.n_experts, "K": c.experts_per_token}
         shapes = {name.replace("{i}", "*"): shape for name, shape, _ in HOOK_NAMES}
         element = next(self.parameters()).element_size()
         total = 0

@@ -14,7 +14,7 @@ scaling...) also adds that component to the module of its concept (mlp.py, embed
 the config field that selects it.
 
     >>> sorted(FAMILIES)
-    ['course', 'gpt2', 'llama', 'qwen3']
+    ['course', 'gpt2', 'llama', 'mixtral', 'qwen3', 'qwen3_moe']
     >>> FAMILIES["gpt2"].fixed["position"]
     'learned'
 """
@@ -37,7 +37,8 @@ class Rule:
 
     transforms: "copy"; "transpose" (torch.nn.Linear stores (out, in), our Linear (in, out));
     "concat" (our fused qkv projection = q, k and v stacked along the output dimension);
-    "concat_transpose" (both). GPT-2's Conv1D already stores (in, out).
+    "concat_transpose" (both); "stack_transpose" (a mixture of experts' weights: one checkpoint
+    tensor per expert, stacked into (E, in, out)). GPT-2's Conv1D already stores (in, out).
     """
     ours: str
     theirs: tuple[str, ...]
@@ -117,7 +118,7 @@ def llama_from_hf(hf: dict) -> ModelConfig:
         d_mlp=hf["intermediate_size"], position="rope", rope_theta=_rope_theta(hf), norm="rmsnorm",
         norm_eps=hf.get("rms_norm_eps", 1e-6), mlp="swiglu", attn_bias=bias,
         attn_out_bias=bias and kind != "qwen2", mlp_bias=bool(hf.get("mlp_bias", False)),
-        qk_norm=kind == "qwen3", tie_embeddings=hf.get("tie_word_embeddings", False),
+        qk_norm=kind in ("qwen3", "qwen3_moe"), tie_embeddings=hf.get("tie_word_embeddings", False),
     )
 
 
@@ -148,6 +149,48 @@ def llama_rules(cfg: ModelConfig) -> list[Rule]:
     return rules
 
 
+# --- Mixtral, Qwen3-MoE: Llama / Qwen3 with a mixture of experts in every block ----------------
+
+def moe_from_hf(hf: dict) -> ModelConfig:
+    """Mixtral renormalizes the kept top-k probabilities; Qwen3-MoE does when norm_topk_prob is true."""
+    kind, layers = hf.get("model_type"), hf["num_hidden_layers"]
+    if kind == "mixtral":
+        if hf.get("sliding_window") is not None:
+            raise UnsupportedCheckpoint("Mixtral with sliding-window attention is not supported")
+        n, width, renormalize = hf["num_local_experts"], hf["intermediate_size"], True
+    else:
+        n = hf.get("num_experts") or hf.get("num_local_experts") or 0
+        width, renormalize = hf["moe_intermediate_size"], bool(hf.get("norm_topk_prob", False))
+        dense = [i for i in range(layers) if i in (hf.get("mlp_only_layers") or [])
+                 or (i + 1) % (hf.get("decoder_sparse_step") or 1) != 0]
+        if n == 0 or dense:
+            raise UnsupportedCheckpoint(
+                f"this Qwen3-MoE checkpoint has dense MLPs in layers {dense or list(range(layers))} "
+                "(mlp_only_layers / decoder_sparse_step / num_experts=0); "
+                "glassformer's MoE models have experts in every layer")
+    return llama_from_hf(hf).replace(n_experts=n, experts_per_token=hf["num_experts_per_tok"], d_expert=width,
+                                     moe_renormalize=renormalize)
+
+
+MOE_LAYOUT = {  # family -> (the block's MoE module, expert weight names for our gate, up, down)
+    "mixtral": ("block_sparse_moe", ("w1", "w3", "w2")),
+    "qwen3_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+}
+
+
+def moe_rules(cfg: ModelConfig) -> list[Rule]:
+    """Llama's attention and norms; each block's dense MLP rules replaced by a router and the experts."""
+    module, expert_names = MOE_LAYOUT[cfg.family]
+    rules = [r for r in llama_rules(cfg) if ".mlp." not in r.ours]
+    for i in range(cfg.n_layers):
+        m = f"model.layers.{i}.{module}"
+        rules.append(Rule(f"blocks.{i}.mlp.router.weight", (f"{m}.gate.weight",), "transpose"))
+        for ours, theirs in zip(("gate", "up", "down"), expert_names):
+            per_expert = tuple(f"{m}.experts.{j}.{theirs}.weight" for j in range(cfg.n_experts))
+            rules.append(Rule(f"blocks.{i}.mlp.experts.{ours}.weight", per_expert, "stack_transpose"))
+    return rules
+
+
 LLAMA_LIKE = dict(position="rope", norm="rmsnorm", pre_norm=True, mlp="swiglu")
 
 FAMILIES: dict[str, FamilyEntry] = {e.name: e for e in [
@@ -161,6 +204,12 @@ FAMILIES: dict[str, FamilyEntry] = {e.name: e for e in [
     FamilyEntry("qwen3", "Qwen3 (2025): Llama's layout plus an RMSNorm on every head's queries and keys",
                 fixed=dict(LLAMA_LIKE, qk_norm=True), hf_types=("qwen3",), from_hf=llama_from_hf,
                 hf_rules=llama_rules),
+    FamilyEntry("mixtral", "Mixtral (Jiang et al. 2024): Llama's layout with 8 SwiGLU experts per block, 2 per token",
+                fixed=dict(LLAMA_LIKE, qk_norm=False), hf_types=("mixtral",), from_hf=moe_from_hf,
+                hf_rules=moe_rules),
+    FamilyEntry("qwen3_moe", "Qwen3-MoE (2025): Qwen3's layout with many small experts per block",
+                fixed=dict(LLAMA_LIKE, qk_norm=True), hf_types=("qwen3_moe",), from_hf=moe_from_hf,
+                hf_rules=moe_rules),
     FamilyEntry("course", "the course's own: every piece swappable (positions, norm, pre/post-norm, MLP)"),
 ]}
 

@@ -50,6 +50,9 @@ HOOK_NAMES: list[tuple[str, str, str]] = [
     ("blocks.{i}.mlp_in", "[B, T, D]", "normalized input to the MLP (pre-norm) or the raw stream (post-norm)"),
     ("blocks.{i}.mlp.pre", "[B, T, F]", "MLP hidden layer before the activation (SwiGLU: the gate)"),
     ("blocks.{i}.mlp.post", "[B, T, F]", "MLP hidden layer after the activation (SwiGLU: act(gate) * up)"),
+    ("blocks.{i}.mlp.router_logits", "[B, T, E]", "MoE: the router's score for every expert, before the softmax"),
+    ("blocks.{i}.mlp.experts", "[B, T, K]", "MoE: the K experts each token is sent to (int64, most probable first)"),
+    ("blocks.{i}.mlp.gates", "[B, T, K]", "MoE: the weight of each chosen expert's output (renormalized or not)"),
     ("blocks.{i}.mlp_out", "[B, T, D]", "MLP output after the down projection"),
     ("blocks.{i}.resid_post", "[B, T, D]", "the residual stream leaving block i"),
     ("final_norm", "[B, T, D]", "the last residual stream after the final norm"),
@@ -60,10 +63,19 @@ HOOK_NAMES: list[tuple[str, str, str]] = [
 EAGER_ONLY = ("attn.scores", "attn.masked_scores", "attn.pattern")
 
 
-def hook_names(n_layers: int, has_pos_embed: bool = True) -> list[str]:
+# Points that exist only in blocks with an MLP (an attention-only model, mlp="none", has none of them).
+MLP_ONLY = ("mlp_in", "mlp.pre", "mlp.post", "mlp_out")
+# Points of a dense MLP only, and of a mixture of experts only (model/moe.py, config n_experts > 0).
+DENSE_ONLY = ("mlp.pre", "mlp.post")
+MOE_ONLY = ("mlp.router_logits", "mlp.experts", "mlp.gates")
+
+
+def hook_names(n_layers: int, has_pos_embed: bool = True, has_mlp: bool = True, moe: bool = False) -> list[str]:
     """Every hook name of a model with `n_layers` blocks, in forward order."""
     names: list[str] = []
-    block_part = [n for n, _, _ in HOOK_NAMES if n.startswith("blocks.")]
+    absent = MLP_ONLY + MOE_ONLY if not has_mlp else DENSE_ONLY if moe else MOE_ONLY
+    block_part = [n for n, _, _ in HOOK_NAMES if n.startswith("blocks.")
+                  and n.removeprefix("blocks.{i}.") not in absent]
     for name, _, _ in HOOK_NAMES:
         if name == "embed.pos" and not has_pos_embed:
             continue

@@ -10,21 +10,22 @@ matrix), w ≈ q * s, and the same step reads a quarter of the bytes:
 Activations stay in floating point ("weight-only"). Whether this is also *faster* depends on
 the CPU having a kernel that multiplies by int8 weights directly (torch's
 `_weight_int8pack_mm`): with AVX-512 and bf16 activations it reads the int8 bytes at full
-speed; on an AVX2-only CPU the same kernel was measured ~7x slower than the fp32 matmul.
-`int8_kernel()` measures it once on this machine; `quantize_model` always gives the smaller
-model, and says which kernel its layers use.
+speed; with fp32 activations (what a CPU without bf16 instructions uses) the same kernel was
+measured 2-7x slower than the fp32 matmul. `int8_kernel()` decides from those facts, confirms
+with a timing once per machine (kept in the machine's record, glassformer/machine.py);
+`quantize_model` always gives the smaller model, and says which kernel its layers use.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from glassformer import timing
 from glassformer.model.embedding import Unembed
 from glassformer.model.linear import Linear
 
@@ -51,50 +52,93 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 class Int8Kernel:
     name: str                    # "int8pack" (int8 weights read directly) or "dequantize" (rebuild fp32 first)
     activations: torch.dtype     # the dtype the int8 kernel multiplies in
-    speedup: float               # measured matrix-vector speed vs fp32 on this CPU (>1: faster)
+    speedup: float               # median fp32 time / int8 time of a matrix-vector product (>1: int8 faster)
+    fast: bool = False           # the decision: int8 is a speed path on this machine (int8_kernel)
+    interval: tuple[float, float] = (float("nan"), float("nan"))   # the speed-up's interval (timing.py)
+    runs: int = 0                # pairs timed
+    verdict: str = "unclear"     # timing.Comparison.verdict for int8 against fp32
 
     @property
-    def fast(self) -> bool:
-        return self.speedup >= 1.2
+    def figure(self) -> str:
+        """e.g. "5.1× (4.2–5.9×, 9 runs in turns)"."""
+        if not self.runs:
+            return f"{self.speedup:.2f}×"
+        return f"{self.speedup:.2f}× ({self.interval[0]:.2f}–{self.interval[1]:.2f}×, {self.runs} runs in turns)"
 
 
-def _interleaved_ms(a, b, repeats: int = 9) -> tuple[float, float]:
-    """Best times of a() and b() in ms, run alternately (a b a b ...): another program using the
-    cores for a moment slows some runs down, never speeds one up, so the fastest run of each is
-    the least disturbed."""
-    a(), b()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((a, times[0]), (b, times[1])):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    return tuple(min(t) * 1e3 for t in times)
+PROBE_SHAPE = (4096, 4096)   # 64 MB in fp32: larger than the caches, like a real model's weights
+PROBE_PAIRS = 15
 
 
-@functools.cache
-def int8_kernel() -> Int8Kernel:
-    """Measure, once per process, how fast an int8 matrix-vector product is on this CPU.
+def expected_fast(name: str, activations: torch.dtype) -> bool:
+    """What the facts predict: torch's int8 kernel is fast with bf16 activations (used where the
+    CPU has bf16 instructions). With fp32 activations the same kernel was measured 2-3x slower
+    than the fp32 product on an AVX-512 CPU and ~7x slower on an AVX2-only one (torch 2.13), and
+    rebuilding the fp32 weights first ("dequantize") reads more bytes than using them."""
+    return name == "int8pack" and activations == torch.bfloat16
 
-    The probe is one token times a (4096, 4096) matrix (64 MB in fp32: larger than the caches,
-    like a real model's weights): fp32 against torch's int8 kernel, with bf16 activations
-    where the CPU does bf16 natively (precision.cpu_capability), else fp32 activations.
-    """
+
+def _probe() -> tuple[str, torch.dtype, timing.Comparison]:
+    """One token times a PROBE_SHAPE matrix: fp32 against the int8 kernel, in turns (timing.compare),
+    with the activations precision.cpu_capability() chose."""
     from glassformer.precision import cpu_capability
 
     act = torch.bfloat16 if cpu_capability().best_dtype == "bf16" else torch.float32
     gen = torch.Generator().manual_seed(0)
-    w = torch.randn(4096, 4096, generator=gen)
-    x = torch.randn(1, 4096, generator=gen)
-    q, s = quantize_per_channel(w)
+    q = torch.randint(-127, 128, PROBE_SHAPE, dtype=torch.int8, generator=gen)    # (out, in)
+    s = torch.rand(PROBE_SHAPE[0], generator=gen) / 127 + 1e-3                    # (out,)
+    w = dequantize(q, s)                                                          # (out, in) fp32
+    x = torch.randn(1, PROBE_SHAPE[1], generator=gen)                             # (1, in)
     op = getattr(torch.ops.aten, "_weight_int8pack_mm", None)
+    # Where the facts already say "not fast", the timing is evidence only: the fewest pairs that give an interval.
+    pairs = PROBE_PAIRS if expected_fast("int8pack", act) else 6
     try:
         xa, sa = x.to(act), s.to(act)
-        fp32_ms, int8_ms = _interleaved_ms(lambda: x @ w, lambda: op(xa, q, sa))
-        return Int8Kernel("int8pack", act, fp32_ms / int8_ms)
-    except (RuntimeError, AttributeError, TypeError):  # no such kernel in this torch build / CPU
-        fp32_ms, deq_ms = _interleaved_ms(lambda: x @ w, lambda: x @ dequantize(q, s).t())
-        return Int8Kernel("dequantize", torch.float32, fp32_ms / deq_ms)
+        op(xa, q, sa)                                          # raises where the kernel is missing
+        return "int8pack", act, timing.compare(lambda: nn.functional.linear(x, w), lambda: op(xa, q, sa),
+                                               names=("fp32", "int8"), repeats=pairs)
+    except (RuntimeError, AttributeError, TypeError):          # no such kernel in this torch build / CPU
+        return "dequantize", torch.float32, timing.compare(lambda: nn.functional.linear(x, w),
+                                                           lambda: x @ dequantize(q, s).t(),
+                                                           names=("fp32", "int8"), repeats=6)
+
+
+def _decide(name: str, activations: torch.dtype, data: dict) -> Int8Kernel:
+    fast = expected_fast(name, activations) and data["verdict"] != "slower"   # the timing can only veto
+    return Int8Kernel(name, activations, data["speedup"], fast, tuple(data["interval"]), data["runs"], data["verdict"])
+
+
+@functools.cache
+def int8_kernel() -> Int8Kernel:
+    """Which int8 kernel this machine uses and whether it is a speed path: read from the machine's
+    record (glassformer/machine.py), or measured once (~0.2 s) and stored.
+
+    The facts decide (expected_fast), a timing in turns only confirms: int8 is "fast" when the
+    kernel multiplies int8 weights by bf16 activations and was not measured clearly slower.
+    """
+    from glassformer import machine
+    from glassformer.precision import cpu_capability
+
+    cpu = machine.facts()
+    data = machine.load_record(cpu).get("int8")
+    act = "bfloat16" if cpu_capability().best_dtype == "bf16" else "float32"
+    # Measure when there is no record, or it was made for the activations of another bf16 decision.
+    if data is None or (data["kernel"] == "int8pack" and data["activations"] != act):
+        name, act, comparison = _probe()
+        data = machine.save_section("int8", {"kernel": name, "activations": str(act).removeprefix("torch."),
+                                             **comparison.as_dict()}, cpu)
+    return _decide(data["kernel"], getattr(torch, data["activations"]), data)
+
+
+def remeasure_int8() -> Int8Kernel:
+    """Measure again and replace the stored decision (glassformer info --remeasure)."""
+    from glassformer import machine
+
+    name, act, comparison = _probe()
+    machine.save_section("int8", {"kernel": name, "activations": str(act).removeprefix("torch."),
+                                  **comparison.as_dict()})
+    int8_kernel.cache_clear()
+    return int8_kernel()
 
 
 PACK_MULTIPLE = 16

@@ -251,20 +251,38 @@ class BPETokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BPETokenizer":
-        if data.get("kind") != cls.kind:
-            raise ValueError("not a glassformer BPE tokenizer")
+        """The tokenizer that to_dict() described; a field that is missing or wrong is named."""
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise ValueError(f"not a glassformer BPE tokenizer (field 'kind' is not {cls.kind!r})")
+        merges_in = data.get("merges")
+        if not isinstance(merges_in, list) or not all(
+                isinstance(m, list) and len(m) == 3 and all(isinstance(v, int) for v in m) for m in merges_in):
+            raise ValueError("field 'merges' must be a list of [a, b, count] integer triples")
+        pattern, special = data.get("pattern"), data.get("special_tokens")
+        if pattern is not None:
+            try:
+                regex.compile(pattern)
+            except (regex.error, TypeError) as exc:
+                raise ValueError(f"field 'pattern' is not a regular expression ({exc})") from None
+        if special is not None and not (isinstance(special, dict) and
+                                        all(isinstance(k, str) and isinstance(v, int) for k, v in special.items())):
+            raise ValueError("field 'special_tokens' must map token strings to integer ids")
         vocab = [bytes([b]) for b in range(256)]
         merges = []
-        for a, b, count in data["merges"]:
+        for a, b, count in merges_in:
             if not (0 <= a < len(vocab) and 0 <= b < len(vocab)):
-                raise ValueError(f"merge ({a}, {b}) refers to a token that does not exist yet")
+                raise ValueError(f"field 'merges': merge ({a}, {b}) refers to a token that does not exist yet")
             vocab.append(vocab[a] + vocab[b])
             merges.append(Merge((a, b), len(vocab) - 1, vocab[-1], count))
-        return cls(merges, data.get("pattern"), data.get("special_tokens"))
+        return cls(merges, pattern, special)
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a tokenizer file; whatever is wrong with it, the error names the file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except ValueError as exc:  # also a file that is not JSON, or not UTF-8
+            raise ValueError(f"{path}: {exc}") from None
 
 
 def merge_pair(ids: list[int], pair: Pair, new_id: int) -> list[int]:

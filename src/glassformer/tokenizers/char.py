@@ -27,7 +27,7 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: list[str]) -> None:
-        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
+        if len(set(chars)) != len(chars) or any(not isinstance(c, str) or len(c) != 1 for c in chars):
             raise ValueError("a character vocabulary is a list of distinct single characters")
         self.chars = list(chars)
         self.ids = {c: i for i, c in enumerate(self.chars)}
@@ -73,8 +73,24 @@ class CharTokenizer:
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
+    def from_dict(cls, data: dict) -> "CharTokenizer":
+        """The tokenizer that to_dict() described; a field that is missing or wrong is named."""
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise ValueError(f"not a glassformer character tokenizer (field 'kind' is not {cls.kind!r})")
+        chars = data.get("chars")
+        if chars is None:
+            raise ValueError("field 'chars' (the vocabulary) is missing")
+        if not isinstance(chars, list):
+            raise ValueError(f"field 'chars' must be a list of characters, got {type(chars).__name__}")
+        try:
+            return cls(chars)
+        except ValueError as exc:
+            raise ValueError(f"field 'chars': {exc}") from None
+
+    @classmethod
     def load(cls, path: str | Path) -> "CharTokenizer":
-        data = json.loads(Path(path).read_text())
-        if data.get("kind") != cls.kind:
-            raise ValueError(f"{path} is not a glassformer character tokenizer")
-        return cls(data["chars"])
+        """Read a tokenizer file; whatever is wrong with it, the error names the file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except ValueError as exc:  # also a file that is not JSON, or not UTF-8
+            raise ValueError(f"{path}: {exc}") from None

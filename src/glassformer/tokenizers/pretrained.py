@@ -31,6 +31,13 @@ class PretrainedTokenizer:
         self.vocab_size = self.hf.get_vocab_size(with_added_tokens=True)
         self.eos_id = eos_id
         self.name = path.parent.name
+        self.path = path            # its folder may also hold the chat template (tokenizer_config.json)
+
+    def to_dict(self) -> dict:
+        """The tokenizer.json contents (what a model folder stores)."""
+        import json
+
+        return json.loads(self.hf.to_str())
 
     def encode(self, text: str) -> list[int]:
         return self.hf.encode(text, add_special_tokens=False).ids

@@ -6,19 +6,18 @@ app = marimo.App(width="medium", app_title="0. The big picture", css_file="cours
 
 @app.cell
 def _():
-    import time
-
     import marimo as mo
     import torch
 
-    from glassformer.course import common
+    from glassformer import sampling, timing
+    from glassformer.course import catalog, common
     from glassformer.course.widgets import (Question, TokenStrip, attention_heatmap, code_panel, matrix_heatmap,
                                             prob_bars, quiz, quiz_feedback, token_label)
     from glassformer.model.block import Block
     from glassformer.model.decoder import DecoderLM
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
-    return (Block, DecoderLM, Question, TokenStrip, attention_heatmap, code_panel, common, matrix_heatmap, mo,
-            prob_bars, quiz, quiz_feedback, time, token_label, torch, this)
+    return (Block, DecoderLM, Question, TokenStrip, attention_heatmap, catalog, code_panel, common, matrix_heatmap,
+            mo, prob_bars, quiz, quiz_feedback, sampling, timing, token_label, torch, this)
 
 
 @app.cell
@@ -62,18 +61,19 @@ def _(common, mo):
 
 
 @app.cell
-def _(common, mo, picker, text, torch):
+def _(common, mo, picker, sampling, text, torch):
     loaded, load_problem = common.load_chosen(picker.value)
     prepared = common.prepare(loaded, text.value)
     model, tokenizer = loaded.model, loaded.tokenizer
     ids = torch.tensor([prepared.ids])                                   # (1, T)
     with torch.no_grad():
         logits, trace = model.run_with_trace(ids)                        # every hook point
-    probs = logits[0, -1].float().softmax(-1)                             # (V,)
+    probs = sampling.distribution(logits[0, -1].float())                 # (V,): softmax, no filters
+    top = int(sampling.greedy(logits[0, -1]))                            # the most likely next token
     _notes = [n for n in [mo.callout(mo.md(load_problem), kind="danger") if load_problem else None,
                           prepared.notice()] if n is not None]
     mo.vstack(_notes) if _notes else None
-    return ids, loaded, logits, model, prepared, probs, tokenizer, trace
+    return ids, loaded, logits, model, prepared, probs, tokenizer, top, trace
 
 
 @app.cell
@@ -97,10 +97,10 @@ def _(mo):
 
 
 @app.cell
-def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
+def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, top, trace):
     cfg = model.config
     T = ids.shape[1]
-    _top = int(probs.argmax())
+    _top = top
     shapes = [
         ("text", "your string", f"{len(prepared.text)} characters", "—"),
         ("tokens", "ids", f"[B={1}, T={T}]", "input to model(ids)"),
@@ -109,8 +109,8 @@ def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
         ("blocks", f"{cfg.n_layers} × Transformer block", f"[1, {T}, {cfg.d_model}] → [1, {T}, {cfg.d_model}]",
          "blocks.{i}.resid_post"),
         ("logits", "final_norm → unembed", f"[1, {T}, V={cfg.vocab_size}]", "logits"),
-        ("probabilities", "softmax of the last row", f"[V={cfg.vocab_size}]", "—"),
-        ("next token", "argmax (or a sample)", "one id", "—"),
+        ("probabilities", "sampling.distribution: softmax of the last row", f"[V={cfg.vocab_size}]", "—"),
+        ("next token", "sampling.greedy: the argmax (or a sample)", "one id", "—"),
     ]
     _count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     _tied = cfg.tie_embeddings
@@ -132,7 +132,7 @@ def _(ids, logits, mo, model, prepared, probs, token_label, tokenizer, trace):
 
 @app.cell
 def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_heatmap, mo, prepared, prob_bars, probs,
-      stage, token_label, tokenizer, trace):
+      sampling, stage, token_label, tokenizer, top, trace):
     _labels = [token_label(tokenizer.token_bytes(i)) for i in ids[0].tolist()]
     _key = stage.value.split(" · ")[1]
     if _key == "text":
@@ -177,15 +177,15 @@ def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_
                      f"*next* token; its highest scores:\n\n| token | id | logit |\n|---|---|---|\n{_rows}")
     elif _key == "probabilities":
         _order = probs.argsort(descending=True)[:16].tolist()
-        _out = mo.vstack([mo.md("Softmax turns the last row of scores into probabilities that add up to 1."),
+        _out = mo.vstack([mo.md("`sampling.distribution` turns the last row of scores into probabilities that add "
+                                "up to 1: with no temperature or filters set, that is a softmax."),
                           prob_bars([token_label(tokenizer.token_bytes(i)) for i in _order],
                                     [probs[i].item() for i in _order], chosen=0, title="P(next token)")])
     else:
-        _top = int(probs.argmax())
-        _out = mo.md(f"Pick a token (here the most likely: **`{token_label(tokenizer.token_bytes(_top))}`**), append it "
-                     f"to the text, and run everything again. That loop is text generation (chapter 8).\n\n"
-                     f"```text\n{tokenizer.decode(ids[0].tolist()[-60:])}[{tokenizer.decode([_top])}]\n```")
-    from glassformer import sampling as _sampling
+        _out = mo.md(f"Pick a token (here the most likely, `sampling.greedy`: "
+                     f"**`{token_label(tokenizer.token_bytes(top))}`**), append it to the text, and run everything "
+                     f"again. That loop is text generation (chapter 8).\n\n"
+                     f"```text\n{tokenizer.decode(ids[0].tolist()[-60:])}[{tokenizer.decode([top])}]\n```")
 
     # The code that made this stage's tensor, its lines highlighted.
     _code = {"text": (type(tokenizer).encode, "def encode"),
@@ -193,8 +193,8 @@ def _(DecoderLM, T, TokenStrip, attention_heatmap, cfg, code_panel, ids, matrix_
              "vectors": (DecoderLM.forward, "self.embed(ids"),
              "blocks": (DecoderLM.forward, ("for i, block", "x = block(")),
              "logits": (DecoderLM.forward, ("self.final_norm(x)", "self.unembed(x)")),
-             "probabilities": (_sampling.distribution, "softmax"),
-             "next token": (_sampling.greedy, "argmax")}[_key]
+             "probabilities": (sampling.distribution, "softmax"),
+             "next token": (sampling.greedy, "argmax")}[_key]
     mo.vstack([_out, mo.md("The code that made it, its lines highlighted:"),
                code_panel(_code[0], highlight=_code[1])])
     return
@@ -216,47 +216,50 @@ def _(mo):
     per position, each waiting for the previous one. We imitate the one-at-a-time way with the *same*
     Transformer (not an RNN): feeding it one position per call, keeping the keys and values it computed
     in a cache, so the numbers are the same. Both are timed right now, on this machine, at a few
-    lengths:
+    lengths (up to 64 tokens of your text), the way every speed comparison in the course is timed:
+    on one CPU thread, each a few times *in turns* (so a busy moment on the machine slows both
+    alike), and a row says "faster" or "slower" only when the runs agree beyond chance; otherwise it
+    says there is no clear difference.
     """)
     return
 
 
 @app.cell
-def _(ids, mo, model, time, torch):
-    def measure(fn, repeats=5):
-        fn()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        return (time.perf_counter() - start) / repeats
-
-    def one_at_a_time():
-        cache = model.new_cache(1, ids.shape[1])
-        for t in range(ids.shape[1]):
-            model(ids[:, t:t + 1], cache=cache)
-
+def _(code_panel, ids, mo, model, timing, torch):
     def one_at_a_time_logits(x):
         cache = model.new_cache(1, x.shape[1])
         return torch.cat([model(x[:, t:t + 1], cache=cache) for t in range(x.shape[1])], dim=1)
 
+    _T = ids.shape[1]
     _rows = []
     with torch.no_grad():
-        for _n in sorted({min(8, ids.shape[1]), min(32, ids.shape[1]), ids.shape[1]}):
+        for _n in sorted({min(8, _T), min(32, _T), min(64, _T)}):
             _x = ids[:, -_n:]
-            _parallel = measure(lambda: model(_x))
-            _serial = measure(lambda: one_at_a_time_logits(_x))
+            _c = timing.compare(lambda: one_at_a_time_logits(_x), lambda: model(_x),
+                                names=("one at a time", "all at once"), repeats=9, budget=1.0)
             _diff = (model(_x) - one_at_a_time_logits(_x)).abs().max().item()
-            _rows.append((_n, _parallel, _serial, _diff))
-    _table = "\n".join(f"| {n} | {a * 1e3:.1f} ms | {b * 1e3:.1f} ms | **{b / a:.1f}×** | {d:.1e} |"
-                        for n, a, b, d in _rows)
-    _first, _last = _rows[0][2] / _rows[0][1], _rows[-1][2] / _rows[-1][1]
-    _trend = ("grows with the length" if _last > _first * 1.1 else
-              "does not grow with the length here" if len(_rows) > 1 else "")
-    _change = (f", and the advantage of reading in parallel {_trend} (from {_first:.1f}× at {_rows[0][0]} tokens to "
-               f"{_last:.1f}× at {_rows[-1][0]})" if len(_rows) > 1 else "")
-    mo.md(f"| tokens | all at once (1 call) | one at a time | parallel is | max \\|Δ logit\\| |\n|---|---|---|---|---|\n"
-          f"{_table}\n\nThe same logits either way (the largest difference is float rounding){_change}. "
-          f"Measured on this machine's CPU, so your numbers will differ.")
+            _rows.append((_n, _c, _diff))
+    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+    _table = "\n".join(f"| {n} | {c.candidate_timing.figure()} | {c.baseline_timing.figure()} | {c.figure()} | "
+                        f"{_says[c.verdict]} | {d:.1e} |" for n, c, d in _rows)
+    _change = ""
+    if len(_rows) > 1:
+        (_n0, _c0, _), (_n1, _c1, _) = _rows[0], _rows[-1]
+        _trend = {"grows": "grows with the length", "shrinks": "shrinks with the length",
+                  "unclear": "shows no clear trend between these lengths on this machine right now"}[
+            timing.trend(_c0, _c1)]
+        _change = (f" The advantage of one call {_trend}: {_c0.speedup:.1f}× at {_n0} tokens, {_c1.speedup:.1f}× at "
+                   f"{_n1} (a trend is claimed only when the two intervals do not overlap).")
+    mo.vstack([
+        mo.md(f"| tokens | all at once (1 call) | one at a time | all at once: speed-up (interval, runs) | verdict "
+              f"| max \\|Δ logit\\| |\n|---|---|---|---|---|---|\n{_table}\n\n"
+              f"Each time is the median of its runs, with the interval that holds the typical time at 95% "
+              f"confidence. The same logits "
+              f"either way (the largest difference is float rounding).{_change} Measured on this machine's CPU, "
+              f"so your numbers will differ, and a busy machine gives wider ranges."),
+        mo.accordion({"How every speed comparison in the course is timed: compare (glassformer/timing.py)":
+                      mo.vstack([code_panel(timing.compare), code_panel(timing.Comparison.verdict.fget)])}),
+    ])
     return
 
 
@@ -271,8 +274,22 @@ def _(mo):
        table). Around them: additions, functions applied element by element (GELU, SiLU), norms and
        softmaxes that look at a whole vector, and, inside attention, two products of activations with
        activations ($QK^\top$ and the weights times $V$). Chapters 2, 4, 6.
+    """)
+    return
+
+
+@app.cell
+def _(catalog, mo):
+    def chapters(*keys: str) -> str:
+        """Links to the built chapters among `keys`; the others named as coming."""
+        built = [f"[{k}]({catalog.chapter(k).path})" for k in keys if catalog.chapter(k).built]
+        coming = [k for k in keys if not catalog.chapter(k).built]
+        return (f"Chapter{'s' if len(built) > 1 else ''} {', '.join(built)}" if built else "") + (
+            f"{'; c' if built else 'C'}oming: chapter {', '.join(coming)}" if coming else "") + "."
+
+    mo.md(f"""
     3. **Information routing.** Attention decides, for every position, which earlier positions to copy
-       information from; the residual stream carries it upward through the blocks. Chapters 4, 5, 7, 12.
+       information from; the residual stream carries it upward through the blocks. {chapters("4", "5", "7", "12")}
     """)
     return
 
@@ -312,8 +329,8 @@ def _(Question):
                  ["They have fewer parameters", "They process all positions of a sequence at once instead of one "
                   "after the other", "They skip the tokenizer", "They only look at the last token"],
                  1, "An RNN's step t needs the result of step t-1; a Transformer computes every position in one pass "
-                    "of big matrix multiplications, which parallel hardware loves. Above you measured the same effect "
-                    "when reading a text: one call for all positions against one call per position."),
+                    "of big matrix multiplications, which parallel hardware loves. The table above times the same "
+                    "contrast on your text: one call for all positions against one call per position."),
         Question("output", "What does the model output for a text of T tokens?",
                  ["One token", "A score for every vocabulary entry at every one of the T positions",
                   "A single probability", "The T input vectors, unchanged"],

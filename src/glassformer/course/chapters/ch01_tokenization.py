@@ -12,6 +12,7 @@ def _():
     import regex
     import torch
 
+    from glassformer import timing
     from glassformer.course import common
     from glassformer.course.widgets import Question, TokenStrip, code_panel, line_chart, quiz, quiz_feedback, token_rows
     from glassformer.data import load_text
@@ -19,7 +20,7 @@ def _():
     from glassformer.tokenizers.char import CharTokenizer
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     return (BPETokenizer, CharTokenizer, Question, TokenStrip, code_panel, common, line_chart, load_text, merge_pair,
-            mo, quiz, quiz_feedback, regex, time, token_rows, torch, this)
+            mo, quiz, quiz_feedback, regex, time, timing, token_rows, torch, this)
 
 
 @app.cell
@@ -331,26 +332,27 @@ def _(mo):
     Attention compares every position with every earlier one: a text of $T$ tokens makes a
     $T \times T$ table per head and layer, and that part of the work grows with the *square* of the
     length. The rest (the projections and the MLP) grows in proportion to $T$. Which part dominates
-    depends on the length and the model's width; the chart measures the course model, and the
-    caption computes the split. Fewer, bigger tokens make the same text cheaper either way.
+    depends on the length and the model's width; the chart measures the course model (each point
+    the median of several runs on one CPU thread), and the caption counts the multiply-adds and
+    compares them with what was measured. Fewer, bigger tokens make the same text cheaper either way.
     """)
     return
 
 
 @app.cell
-def _(line_chart, mo, time, torch):
+def _(line_chart, mo, timing, torch):
     from glassformer.registry import load_model as _load
 
     _model = _load("course").model
-    _rows = []
-    with torch.no_grad():
-        for _T in (16, 32, 64, 96, 128):
-            _ids = torch.randint(0, _model.config.vocab_size, (8, _T))
-            _model(_ids)
-            _start = time.perf_counter()
-            for _ in range(5):
-                _model(_ids)
-            _rows.append({"tokens": _T, "ms per forward (batch 8)": (time.perf_counter() - _start) / 5 * 1e3})
+    _lengths = (16, 32, 64, 96, 128)
+    _gen = torch.Generator().manual_seed(0)
+    _batches = {T: torch.randint(0, _model.config.vocab_size, (8, T), generator=_gen) for T in _lengths}
+    with torch.no_grad():   # every length once per round, in turns: a busy moment falls on all of them
+        _times = timing.measure_in_turns({T: (lambda T=T: _model(_batches[T])) for T in _lengths},
+                                         repeats=9, budget=1.0)
+    # Run i of each length is from the same round: paired, they give the growth and its interval.
+    _growth = timing.Comparison("128 tokens", "16 tokens", _times[128].seconds, _times[16].seconds)
+    _rows = [{"tokens": T, "ms per forward (batch 8)": t.median * 1e3} for T, t in _times.items()]
     # Multiply-adds per token per layer: the matrices (q, k, v, output, MLP) vs the T x T part
     # (q.k for each position, then the weighted sum of values; the masked half is computed too).
     _cfg = _model.config
@@ -358,14 +360,33 @@ def _(line_chart, mo, time, torch):
     _square = lambda T: 2 * T * _cfg.n_heads * _cfg.head_dim  # noqa: E731
     _share = lambda T: _square(T) / (_matrices + _square(T))  # noqa: E731
     _even = _matrices / (2 * _cfg.n_heads * _cfg.head_dim)
+    _predicted = 128 * (_matrices + _square(128)) / (16 * (_matrices + _square(16)))   # work at 128 / work at 16
+    _low, _high = _growth.interval
+    if _growth.coverage < timing.CONFIDENCE:
+        _fit = "too few runs finished in the time allowed to compare it with the count"
+    elif _high < _predicted / 1.1:
+        _fit = ("less than the count predicts, so at these sizes the time is not all multiply-adds: part of it "
+                "does not grow with the length (a hypothesis, not measured here: fixed costs per call, such as "
+                "Python and starting each operation)")
+    elif _low > _predicted * 1.1:
+        _fit = ("more than the count predicts (a hypothesis, not measured here: longer inputs fit less well in "
+                "the CPU's caches)")
+    else:
+        _fit = "about what the count predicts"
+    _each = "; ".join(f"{T}: {t.figure()}" for T, t in _times.items())
     mo.vstack([mo.ui.altair_chart(line_chart(_rows, "tokens", "ms per forward (batch 8)",
-                                             title="forward time vs sequence length"), chart_selection=False),
-               mo.md(f"Nearly a straight line: in this model (D = {_cfg.d_model}) each layer's matrices cost "
-                     f"{_matrices:,} multiply-adds per token, while the $T \\times T$ part costs about "
-                     f"$2 T D$ = {_share(128):.0%} of the total at 128 tokens and {_share(16):.0%} at 16. "
-                     f"The square only takes over past ~{_even:,.0f} tokens, beyond this model's context of "
-                     f"{_cfg.n_ctx}. In general it dominates only past roughly 6 × D tokens (the matrices grow with "
-                     f"D², the square with D): tens of thousands of tokens for big models (chapter 10).")])
+                                             title="forward time vs sequence length (median of runs)"),
+                                  chart_selection=False),
+               mo.md(f"In this model (D = {_cfg.d_model}) each layer's matrices cost {_matrices:,} multiply-adds per "
+                     f"token, while the $T \\times T$ part costs about $2 T D$ = {_share(128):.0%} of the total at 128 "
+                     f"tokens and {_share(16):.0%} at 16. So the count predicts that 8 times the tokens take "
+                     f"{_predicted:.1f} times the work, close to proportional: the square only takes over past "
+                     f"~{_even:,.0f} tokens, beyond this model's context of {_cfg.n_ctx}. Measured here, the time grew "
+                     f"**{_growth.speedup:.1f}×** from 16 to 128 tokens ({_low:.1f}–{_high:.1f}×, {_growth.runs} runs "
+                     f"in turns): {_fit}. In general the square dominates only past roughly 6 × D tokens (the "
+                     f"matrices grow with D², the square with D): tens of thousands of tokens for big models "
+                     f"(chapter 10).\n\n<small>Each point: median time, with the interval that holds it at 95% "
+                     f"confidence, all lengths timed in turns on one CPU thread ({_each}).</small>")])
     return
 
 

@@ -449,22 +449,30 @@ def _(SVG, alt, data_dir, live_dir, live_training, message, mo, resume_button, r
 
 
 @app.cell
-def _(live_training, mo):
+def _(live_training, mo, train):
     _base = live_training.EXPERIMENT_BASE
     _steps, _limit = _base[_base.index("--max-steps") + 1], _base[_base.index("--time-limit") + 1]
+    # Each experiment's own flags, on top of the reference's: one flag and its value = one setting changed.
+    _one = all(len(_a) == 2 for _n, (_w, _a) in live_training.EXPERIMENTS.items() if _n != "reference")
+    _clipped = (train.TRAIN_PRESETS["live"].grad_clip > 0 and "--grad-clip" not in _base   # every run clips
+                and not any("--grad-clip" in _a for _w, _a in live_training.EXPERIMENTS.values()))
     mo.md(rf"""
     ## Break it on purpose
 
     Most training problems show up in the loss curve long before anything else. Each button below
     starts a short run ({_steps} steps, or {_limit} seconds of training if that comes first) of the same
-    model with one thing changed, next to a *reference* run with the healthy recipe. Run the reference and one or two others and
-    compare the curves (they stay here: runs are kept in your data folder).
+    model {"with one setting changed" if _one else "with a few settings changed"} (each run's flags are
+    listed under the buttons), next to a *reference* run with the healthy recipe. Run the
+    reference and one or two others and compare the curves (they stay here: runs are kept in your data
+    folder).
 
     - *Learning rate too high*: each step overshoots the valley it is trying to go down, so the loss
       climbs instead of falling. Far too high, the weights and activations grow until the arithmetic
       overflows and the loss becomes `nan` ("not a number"); every step after that would only spread
       the `nan`, so train.py checks every step's loss (and every evaluation) and stops the run with a
-      message that names the learning rate.
+      message that names the learning rate.{" Gradient clipping stays on in these runs, as in the "
+      "reference, and cannot prevent it: it shortens the gradient, but AdamW's step is about the learning "
+      "rate in size whatever the gradient's length." if _clipped else ""}
     - *Learning rate too low*: nothing is broken, the loss just creeps down: compute is wasted.
     - *No warmup*: the first updates come from an optimizer whose running averages hold only a
       handful of gradients, at full size; they can push a random model somewhere it is slow to leave.
@@ -493,7 +501,8 @@ def _(code_panel, experiments_dir, live_training, mo, time, train):
         name: mo.ui.button(label=name, kind="neutral", tooltip=what, on_click=lambda _, n=name: _launch(n))
         for name, (what, _args) in live_training.EXPERIMENTS.items()})
     mo.vstack([mo.hstack(list(experiment_buttons.values()), justify="start"),
-               mo.md(" · ".join(f"*{n}*: {w}" for n, (w, _a) in live_training.EXPERIMENTS.items())),
+               mo.md(" · ".join(f"*{n}*: {w}" + (f" (`{' '.join(_a)}`)" if _a else "")
+                                for n, (w, _a) in live_training.EXPERIMENTS.items())),
                code_panel(train.agree_to_stop, highlight=("math.isfinite", "raise FloatingPointError"),
                           note="The check that stops a diverged run, after every step:")])
     return exp_message, experiment_buttons
@@ -621,13 +630,14 @@ def _(mo, precision, train):
     float32's range but only 8 significant bits instead of 24 (7 stored, plus an implicit leading 1),
     so about 2 to 3 decimal digits. That halves the memory traffic and, on hardware built for it,
     makes matrix multiplies much faster. Where it is not, bf16 has to be emulated and is usually
-    slower, sometimes far slower, so glassformer measures instead of assuming: `dtype="auto"` picks
-    bf16 only when the CPU reports native bf16 instructions *and* a small bf16 matrix multiply, timed
-    once per process, beats fp32 by the margin in the code below. On this machine's CPU, as measured by
-    this page's process: vector instructions `{_cap.vector_isa}`, native bf16 `{'yes' if _cap.native_bf16 else 'no'}`,
-    bf16 matrix multiply at {_cap.bf16_speedup:.2g}× the speed of fp32, so `auto` picks
-    `{precision.resolve_dtype("auto")}` here (a training run measures again in its own process). Losses,
-    evaluations and the weights themselves stay in fp32.
+    slower, sometimes far slower. So glassformer does not assume, and does not trust a single timing
+    either: `dtype="auto"` picks bf16 only where the CPU reports bf16 instructions that torch may use,
+    and a timing of bf16 against fp32 matrix products, taken in turns and repeated, does not show bf16
+    clearly slower (the rule is the highlighted line below). The decision is stored for this machine,
+    so every later run, on a quiet or a busy moment, makes the same one. This machine: vector
+    instructions `{_cap.vector_isa}`, bf16 instructions `{'yes' if _cap.native_bf16 else 'no'}`; the
+    stored timing: {_cap.summary}. So `auto` picks `{precision.resolve_dtype("auto")}` here
+    ({_cap.reason}). Losses, evaluations and the weights themselves stay in fp32.
     """)
     return
 

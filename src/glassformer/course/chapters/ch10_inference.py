@@ -6,23 +6,22 @@ app = marimo.App(width="medium", app_title="10. Inference engineering", css_file
 
 @app.cell
 def _():
-    import time
-
     import marimo as mo
     import torch
 
     from glassformer import generate as gen
-    from glassformer import speculative
+    from glassformer import speculative, timing
     from glassformer.course import common
     from glassformer.course.widgets import Question, code_panel, line_chart, matrix_heatmap, quiz, quiz_feedback
     from glassformer.decode_paths import bytes_read_per_token
     from glassformer.memory import peak_tensor_bytes
     from glassformer.model import quantize, sliding_window, tiled_attention
     from glassformer.precision import cpu_capability
+    from glassformer.threads import one_thread   # the course's small models: one thread is faster, far faster when busy
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     return (Question, bytes_read_per_token, code_panel, common, cpu_capability, gen, line_chart, matrix_heatmap, mo,
-            peak_tensor_bytes, quantize, quiz, quiz_feedback, sliding_window, speculative, this, tiled_attention,
-            time, torch)
+            one_thread, peak_tensor_bytes, quantize, quiz, quiz_feedback, sliding_window, speculative, this,
+            tiled_attention, timing, torch)
 
 
 @app.cell
@@ -43,7 +42,10 @@ def _(cpu_capability, mo):
     not needed, read fewer bytes, or check several tokens with one read.
 
     Every time on this page is measured when it runs, on this machine's CPU
-    (**{cpu_capability().summary}**); another machine gives other numbers.
+    (**{cpu_capability().summary}**); another machine gives other numbers. Every comparison is timed
+    as in chapter 0: on one CPU thread, the two things several times in turns, with the number of
+    runs and an interval beside each figure, and "faster" or "slower" only when the runs agree
+    beyond chance.
     """)
     return
 
@@ -99,12 +101,13 @@ def _(mo, model):
 
 
 @app.cell
-def _(gen, grow, loaded, mo, model, prompt_ids):
+def _(gen, grow, loaded, mo, model, one_thread, prompt_ids):
     _per_position = model.new_cache(1, 1).nbytes(filled_only=False)   # one position, allocated for real
     _steps = []
-    for _ in gen.stream(model, prompt_ids, grow.value, temperature=0, eos_id=loaded.tokenizer.eos_id,
-                        on_step=_steps.append):
-        pass
+    with one_thread():
+        for _ in gen.stream(model, prompt_ids, grow.value, temperature=0, eos_id=loaded.tokenizer.eos_id,
+                            on_step=_steps.append):
+            pass
     def _shown(token_id):
         return repr(loaded.tokenizer.decode([token_id])).replace("|", "¦").replace("`", "'")
 
@@ -114,8 +117,9 @@ def _(gen, grow, loaded, mo, model, prompt_ids):
     mo.vstack([
         mo.md(f"One position of this model's cache: 2 × {_c.n_layers} layers × {_c.n_kv_heads} key/value heads × "
               f"{_c.head_dim} numbers × {model.new_cache(1, 1).k.element_size()} bytes = **{_per_position:,} bytes** "
-              f"(read off an allocated cache: `KVCache.nbytes`). The prompt is {len(prompt_ids)} tokens: the "
-              f"prefill filled {len(prompt_ids)} positions, and its last logits chose step 1's token. Each later "
+              f"(read off an allocated cache: `KVCache.nbytes`). The prompt is {len(prompt_ids)} "
+              f"token{'s' if len(prompt_ids) != 1 else ''}: the prefill filled {len(prompt_ids)} "
+              f"position{'s' if len(prompt_ids) != 1 else ''}, and its last logits chose step 1's token. Each later "
               f"step feeds the token chosen before it, which adds one position. Last steps:"),
         mo.md("| step | chose | positions in the cache when it chose | bytes filled |\n|---|---|---|---|\n"
               + "\n".join(_rows)),
@@ -148,32 +152,36 @@ def _(mo):
 
 
 @app.cell
-def _(gen, time, torch):
-    def tokens_per_second(net, prompt: list[int], n: int, **kwargs) -> tuple[float, list[int]]:
-        """Greedy generation of n tokens, timed after one short warm-up call."""
-        gen.generate(net, prompt, 2, temperature=0, **kwargs)
-        t0 = time.perf_counter()
-        out = gen.generate(net, prompt, n, temperature=0, **kwargs)
-        return n / (time.perf_counter() - t0), out.tolist()
+def _(gen, timing, torch):
+    def greedy_text(net, prompt: list[int], n: int, **kwargs) -> list[int]:
+        return gen.generate(net, prompt, n, temperature=0, **kwargs).tolist()
 
-    def cache_comparison(net, prompt: list[int], n: int) -> dict:
+    def cache_comparison(net, prompt: list[int], n: int, budget: float = 1.0) -> dict:
+        """Greedy generation of n tokens without and with the cache, timed in turns (timing.compare);
+        the texts of the last timed runs are compared too."""
+        texts = {}
+
+        def run(cached: bool) -> None:
+            texts[cached] = greedy_text(net, prompt, n, use_cache=cached)
+
         with torch.inference_mode():
-            with_cache, a = tokens_per_second(net, prompt, n, use_cache=True)
-            without, b = tokens_per_second(net, prompt, n, use_cache=False)
-        return {"with": with_cache, "without": without, "same": a == b}
-    return cache_comparison, tokens_per_second
+            timed = timing.compare(lambda: run(False), lambda: run(True), names=("without cache", "with cache"),
+                                   budget=budget)
+        return {"timed": timed, "n": n, "same": texts[False] == texts[True]}
+    return cache_comparison, greedy_text
 
 
 @app.cell
 def _(mo):
-    gpt2_button = mo.ui.run_button(label="Also measure the GPT-2 shape (takes several seconds)")
+    gpt2_button = mo.ui.run_button(
+        label="Also measure the GPT-2 shape (slow: builds a 124M-parameter model, times it several times)")
     gpt2_button
     return (gpt2_button,)
 
 
 @app.cell
 def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
-    _n = min(32, model.config.n_ctx - len(prompt_ids))
+    _n = min(16, model.config.n_ctx - len(prompt_ids))
     _rows = [(f"{loaded.name} (this page's model)", len(prompt_ids), _n, cache_comparison(model, prompt_ids, _n))]
     if gpt2_button.value:
         from glassformer.model import build_model, preset
@@ -181,16 +189,23 @@ def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
         with mo.status.spinner(title="Building a random GPT-2-shaped model and timing it…"):
             torch.manual_seed(0)
             _gpt2 = build_model(preset("gpt2")).eval()
-            _rows.append(("GPT-2 shape, random weights", 32, 32,
-                          cache_comparison(_gpt2, torch.randint(0, 50257, (32,)).tolist(), 32)))
+            _rows.append(("GPT-2 shape, random weights", 32, 16,
+                          cache_comparison(_gpt2, torch.randint(0, 50257, (32,)).tolist(), 16, budget=4.0)))
             del _gpt2
-    _table = "\n".join(f"| {name} | {p} + {n} | {r['without']:,.1f} | {r['with']:,.1f} | "
-                       f"{r['with'] / r['without']:.1f}× | {'yes' if r['same'] else 'NO'} |" for name, p, n, r in _rows)
-    mo.md("| model | prompt + new tokens | tokens/s without cache | with cache | speed-up | same tokens |\n"
-          "|---|---|---|---|---|---|\n" + _table +
-          "\n\nThe gap widens with the length of the text: without a cache, each new token recomputes the keys "
-          "and values of the whole prefix, so its cost grows with the prefix, while a cached step computes them "
-          "for one position only. Try a shorter or a longer prompt.")
+    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+
+    def _speeds(r):
+        c = r["timed"]
+        return f"{r['n'] / c.baseline_timing.median:,.1f} | {r['n'] / c.candidate_timing.median:,.1f}"
+
+    _table = "\n".join(f"| {name} | {p} + {n} | {_speeds(r)} | {r['timed'].figure(1)} | {_says[r['timed'].verdict]} | "
+                       f"{'yes' if r['same'] else 'NO'} |" for name, p, n, r in _rows)
+    mo.md("| model | prompt + new tokens | tokens/s without cache | with cache | speed-up (interval, runs) | "
+          "with cache is | same tokens |\n|---|---|---|---|---|---|---|\n" + _table +
+          "\n\nTokens per second are from the median times. Without a cache each new token recomputes the keys and "
+          "values of the whole prefix, so its cost grows with the prefix, while a cached step computes them for one "
+          "position only: the longer the text, the wider the gap should be. Try a shorter or a longer prompt to see "
+          "whether it is here.")
     return
 
 
@@ -231,36 +246,50 @@ def _(mo):
 
 
 @app.cell
-def _(lengths, mo, peak_tensor_bytes, tile_size, tiled_attention, time, torch):
+def _(lengths, mo, one_thread, peak_tensor_bytes, tile_size, tiled_attention, timing, torch):
     def measure_both(T: int, tile: int) -> dict:
-        """Max |difference| and peak tensor memory of plain vs tiled attention on random q, k, v."""
+        """Max |difference|, peak tensor memory, tiles visited and times of plain vs tiled attention
+        on random q, k, v."""
         g = torch.Generator().manual_seed(T)
         q, k, v = torch.randn(3, 1, 1, T, 64, generator=g).unbind(0)
-        plain, plain_peak = peak_tensor_bytes(tiled_attention.plain_attention, q, k, v)
-        tiled, tiled_peak = peak_tensor_bytes(tiled_attention.tiled_attention, q, k, v, tile=tile)
-        times = []
-        for fn, kwargs in ((tiled_attention.plain_attention, {}), (tiled_attention.tiled_attention, {"tile": tile})):
-            t0 = time.perf_counter()   # timed apart from the memory count, which slows every operation down
-            fn(q, k, v, **kwargs)
-            times.append((time.perf_counter() - t0) * 1e3)
+        with one_thread():
+            plain, plain_peak = peak_tensor_bytes(tiled_attention.plain_attention, q, k, v)
+            tiled, tiled_peak = peak_tensor_bytes(tiled_attention.tiled_attention, q, k, v, tile=tile)
+            visits = []   # counted in a separate call: an observer keeping each step would change the peak
+            tiled_attention.tiled_attention(q, k, v, tile=tile, on_tile=lambda step: visits.append(step.key_tile))
+        # Timed apart from the memory count, which slows every operation down; in turns (timing.compare).
+        timed = timing.compare(lambda: tiled_attention.plain_attention(q, k, v),
+                               lambda: tiled_attention.tiled_attention(q, k, v, tile=tile),
+                               names=("plain", "tiled"), repeats=9, budget=1.0)
+        blocks = -(-T // tile) ** 2
         return {"T": T, "diff": (plain - tiled).abs().max().item(), "plain": plain_peak, "tiled": tiled_peak,
-                "plain_ms": times[0], "tiled_ms": times[1]}
+                "timed": timed, "visited": len(visits), "blocks": blocks}
 
     _rows = [measure_both(int(T), int(tile_size.value)) for T in sorted(lengths.value, key=int)]
-    _table = "\n".join(f"| {r['T']:,} | {r['diff']:.1e} | {r['plain'] / 2**20:,.2f} MiB | {r['tiled'] / 2**20:,.2f} MiB | "
-                       f"{r['plain'] / r['tiled']:.1f}× | {r['plain_ms']:.0f} / {r['tiled_ms']:.0f} ms |" for r in _rows)
+    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+    _table = "\n".join(f"| {r['T']:,} | {r['diff']:.1e} | {r['plain'] / 2**20:,.2f} MiB | "
+                       f"{r['tiled'] / 2**20:,.2f} MiB | "
+                       f"{r['plain'] / r['tiled']:.1f}× | {r['timed'].baseline_timing.figure(digits=2)} | "
+                       f"{r['timed'].candidate_timing.figure(digits=2)} | {r['timed'].figure()} | "
+                       f"{_says[r['timed'].verdict]} |" for r in _rows)
     _whole = "".join(f"At T = {r['T']:,} one tile of {tile_size.value} covers the whole text, so the tiled path "
                       "forms the full matrix too and saves nothing. " for r in _rows if r["T"] <= int(tile_size.value))
-    _faster = [f"{r['T']:,}" for r in _rows if r["tiled_ms"] < r["plain_ms"]]
-    if not _faster:
-        _speed = ("Here the tiled version was slower at every length: it is a Python loop over tiles, written "
-                  "to be read, and every small step pays Python's overhead. ")
-    else:
-        _speed = (f"Here the tiled version was faster at T = {', '.join(_faster)}, Python loop and all: it skips "
-                  "the key tiles above the diagonal (up to half the work) and each tile is small enough to stay in "
-                  "the CPU's caches, while the plain path computes the whole matrix, masked half included, and "
-                  "passes it through memory several times. Smaller tiles mean more, smaller steps, and more Python "
-                  "overhead. ")
+    _by = {v: [f"{r['T']:,}" for r in _rows if r["timed"].verdict == v] for v in ("faster", "slower", "unclear")}
+    _speed = ""
+    if _by["slower"]:
+        _speed += (f"The tiled version was slower at T = {', '.join(_by['slower'])}. A likely reason (a hypothesis: "
+                   "this page does not measure it): it is a Python loop over tiles, written to be read, and every "
+                   "small step pays Python's overhead, which smaller tiles multiply. ")
+    if _by["faster"]:
+        _r = next(r for r in _rows if r["timed"].verdict == "faster")
+        _speed += (f"The tiled version was faster at T = {', '.join(_by['faster'])}, Python loop and all. What is "
+                   f"counted here: at T = {_r['T']:,} it visited {_r['visited']} of the {_r['blocks']} query-key "
+                   "blocks (those above the diagonal are skipped), while the plain path computes the whole matrix, "
+                   "masked half included. A further likely reason (a hypothesis, not measured here): each tile is "
+                   "small enough to stay in the CPU's caches, while the plain path passes its large matrices "
+                   "through memory several times. ")
+    if _by["unclear"]:
+        _speed += (f"At T = {', '.join(_by['unclear'])} there was no clear difference on this machine right now. ")
     _growth = ""
     if len(_rows) >= 2:
         a, b = _rows[0], _rows[-1]
@@ -268,8 +297,9 @@ def _(lengths, mo, peak_tensor_bytes, tile_size, tiled_attention, time, torch):
                    f"{b['plain'] / a['plain']:.1f}× and the tiled path's {b['tiled'] / a['tiled']:.1f}×. ")
     mo.md("Peak memory is measured, not computed from a formula: every tensor torch creates during the call is "
           "counted while it is alive (`glassformer/memory.py`).\n\n"
-          "| T | max \\|plain − tiled\\| | plain peak | tiled peak | plain / tiled | time plain / tiled |\n"
-          "|---|---|---|---|---|---|\n" + _table + "\n\n" + _growth + _whole + _speed +
+          "| T | max \\|plain − tiled\\| | plain peak | tiled peak | plain / tiled | time plain | time tiled | "
+          "tiled speed-up (interval, runs) | tiled is |\n|---|---|---|---|---|---|---|---|---|\n" + _table + "\n\n"
+          + _growth + _whole + _speed +
           "On a GPU, FlashAttention runs this loop as one fused kernel whose tiles stay in on-chip memory, "
           "instead of a T × T matrix going back and forth to main memory: there it is faster than the plain "
           "formula, not only smaller.")
@@ -399,18 +429,18 @@ def _(matrix_heatmap, mo, model, np_float, sliding_window, window):
 
 
 @app.cell
-def _(sliding_window, torch):
-    def window_losses(net, tokenizer, windows: list[int], n_windows: int = 8, length: int = 256) -> list[dict]:
-        """Mean next-token loss on n_windows stretches of validation text, `length` tokens each, per
-        attention window."""
+def _(one_thread, sliding_window, torch):
+    def window_losses(net, tokenizer, windows: list[int], n_windows: int = 16, length: int = 256) -> list[dict]:
+        """Mean next-token loss on n_windows stretches of validation text, `length` tokens each,
+        spread evenly over the whole validation split, per attention window."""
         from glassformer.data import load_text, spread_windows, train_val_split
 
         text, _ = load_text()
-        val = train_val_split(torch.tensor(tokenizer.encode(text[-120_000:], errors="skip")))[1]
+        val = train_val_split(torch.tensor(tokenizer.encode(text, errors="skip")))[1]
         length = min(length, net.config.n_ctx, len(val) // n_windows - 1)
         x, y = spread_windows(val, length, n_windows)                     # (n_windows, length) each
         rows = []
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():   # a small model: one thread is faster, far faster on a busy machine
             for w in windows:
                 with sliding_window.sliding_window(net, w):
                     logits = net(x)
@@ -432,8 +462,9 @@ def _(line_chart, loaded, mo, model, window_losses):
             mo.ui.altair_chart(line_chart(_rows, "window", "loss", title=f"validation loss vs attention window "
                                           f"({_full['texts']} texts of {_full['length']} characters)", width=480),
                                chart_selection=False, legend_selection=False),
-            mo.md(f"With a window of {_full['window']}{_whole} the loss is {_full['loss']:.3f} nats per character; "
-                  f"with a window of {_small['window']} it is {_small['loss']:.3f}. This model was *trained* with "
+            mo.md(f"On {_full['texts']} stretches of {_full['length']} characters spread evenly over the whole "
+                  f"validation split: with a window of {_full['window']}{_whole} the loss is {_full['loss']:.3f} nats "
+                  f"per character; with a window of {_small['window']} it is {_small['loss']:.3f}. This model was *trained* with "
                   "full attention, so a window is a change it never saw: models meant to use one are trained with it.")])
     else:
         _out = mo.md("The loss-vs-window measurement uses the character model and its validation text; pick "
@@ -487,52 +518,61 @@ def _(mo):
 
 
 @app.cell
-def _(common, guesses, mo, prompt_box, speculative, time, torch):
+def _(common, guesses, mo, one_thread, prompt_box, speculative, timing, torch):
+    from glassformer.generate import generate
     from glassformer.registry import DRAFT_MODEL_DIR, load_model
 
     _target = load_model("course")
     _draft = load_model(str(DRAFT_MODEL_DIR))
-    _spec_prompt = common.prepare(_target, prompt_box.value, max_tokens=96).ids
     _n = 64
-    with torch.inference_mode():
-        speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, 4, k=guesses.value)  # warm-up
-        _t0 = time.perf_counter()
-        spec = speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, _n, k=guesses.value)
-        _t1 = time.perf_counter()
-        from glassformer.generate import generate
+    # The same prompt as the KV-cache section when the course model is picked: its last n_ctx / 2 tokens.
+    _prepared = common.prepare(_target, prompt_box.value, max_tokens=_target.model.config.n_ctx // 2,
+                               why="as in the KV-cache section: room for the new tokens")
+    _spec_prompt = _prepared.ids
 
+    def _speculative():
+        return speculative.speculative_generate(_target.model, _draft.model, _spec_prompt, _n, k=guesses.value)
+
+    with torch.inference_mode(), one_thread():   # small models: one thread is faster, far faster on a busy machine
+        spec = _speculative()
         _plain = generate(_target.model, _spec_prompt, _n, temperature=0).tolist()[len(_spec_prompt):]
-        _t2 = time.perf_counter()
-        generate(_draft.model, _spec_prompt, _n, temperature=0)   # the draft alone, for its cost per step
-        _t3 = time.perf_counter()
-    _cost = (_t3 - _t2) / (_t2 - _t1)                            # draft step / target step
+        # All three in turns (timing.measure_in_turns): run i of each is from the same round.
+        _times = timing.measure_in_turns({
+            "plain": lambda: generate(_target.model, _spec_prompt, _n, temperature=0),
+            "speculative": _speculative,
+            "draft": lambda: generate(_draft.model, _spec_prompt, _n, temperature=0),   # the draft alone
+        }, repeats=7, budget=1.2)
+    _vs_plain = timing.Comparison("plain greedy", "speculative", _times["plain"].seconds, _times["speculative"].seconds)
+    _draft_vs = timing.Comparison("target", "draft", _times["plain"].seconds, _times["draft"].seconds)
+    _cost = 1 / _draft_vs.speedup                                  # draft time / target time (median over rounds)
     _share = _draft.model.num_params() / _target.model.num_params()
-    _speedup = (_t2 - _t1) / (_t1 - _t0)
     _tok = _target.tokenizer
+    _verdict = _vs_plain.says(faster="**faster**", slower="**slower**")
 
     def _show(ids):
         return _tok.decode(ids).replace("\n", "↵").replace("|", "¦").replace("`", "'")
 
     _rounds = "\n".join(f"| {i + 1} | `{_show(r.proposed)}` | {r.accepted} of {len(r.proposed)} | `{_show(r.added)}` |"
                         for i, r in enumerate(spec.rounds[:8]))
-    mo.vstack([
-        mo.md(f"**{_n} tokens, k = {guesses.value}:** {len(spec.rounds)} target calls instead of {_n}; the draft's "
-              f"guesses were accepted {spec.acceptance_rate:.0%} of the time. Measured: speculative "
-              f"{(_t1 - _t0) * 1e3:,.0f} ms, plain greedy {(_t2 - _t1) * 1e3:,.0f} ms: "
-              f"**{_speedup:.2f}×** "
-              f"{'faster' if _speedup >= 1.005 else '(slower)' if _speedup < 0.995 else '(no gain)'}. "
-              f"Same text as plain greedy: "
-              f"**{'yes' if spec.tokens == _plain else 'NO'}**."),
+    _notice = _prepared.notice()
+    mo.vstack(([_notice] if _notice else []) + [
+        mo.md(f"**{_n} tokens after a {len(_spec_prompt)}-character prompt, k = {guesses.value}:** {len(spec.rounds)} "
+              f"target calls instead of {_n}; the draft's guesses were accepted {spec.acceptance_rate:.0%} of the "
+              f"time. Measured: speculative {_times['speculative'].figure()}, plain greedy "
+              f"{_times['plain'].figure()}; speculative ran at {_vs_plain.figure()} plain greedy's speed: "
+              f"{_verdict}. "
+              f"Same text as plain greedy: **{'yes' if spec.tokens == _plain else 'NO'}**."),
         mo.md("The first rounds (guesses, how many the target kept, what the round added: the kept guesses plus "
               "the target's own next token):\n\n| round | draft guessed | kept | added |\n|---|---|---|---|\n"
               + _rounds),
         mo.md(f"Whether it pays depends on two measured things: how often the draft is right "
               f"({spec.acceptance_rate:.0%} of its guesses here), and how much cheaper its step is than the "
-              f"target's: {_n} greedy tokens took the draft alone {(_t3 - _t2) * 1e3:,.0f} ms, {_cost:.0%} of the "
-              f"target's time, with {_share:.0%} of its weights. "
-              + ("On models this small much of a step is fixed per-call overhead (Python, starting each "
-                 "operation), not reading weights, so a draft saves less than it would for a model whose step "
-                 "is dominated by reading gigabytes of weights. " if _cost > 2 * _share else "")
+              f"target's: {_n} greedy tokens took the draft alone {_times['draft'].figure()}, {_cost:.0%} of the "
+              f"target's time (median over the same rounds), with {_share:.0%} of its weights. "
+              + ("Its time is a much larger share than its weights. A likely reason (a hypothesis, not measured "
+                 "here): on models this small much of a step is fixed per-call cost (Python, starting each "
+                 "operation), not reading weights, so a draft saves less than it would for a model whose step is "
+                 "dominated by reading gigabytes of weights. " if _cost > 2 * _share else "")
               + "Try a larger or smaller k."),
     ])
     return
@@ -543,14 +583,15 @@ def _(mo):
     mo.md(r"""
     ## int8 weight-only quantization
 
-    In the course model every weight is a 32-bit float: 4 bytes. **Quantization** stores each weight
-    matrix as 8-bit integers $q \in [-127, 127]$ plus one scale per output channel (per row),
-    $w \approx q \cdot s$ with $s = \max|w_{\text{row}}| / 127$: a quarter of the bytes plus the
-    scales, and a rounding error of at most $s/2$ per weight. Only the weights change
-    ("weight-only"); the arithmetic stays in floating point.
+    The course model ships its weights as 16-bit floats (fp16, 2 bytes each, to keep the package
+    small) and turns them into 32-bit floats (fp32, 4 bytes) when it loads: it computes in fp32.
+    **Quantization** stores each weight matrix as 8-bit integers $q \in [-127, 127]$ plus one scale
+    per output channel (per row), $w \approx q \cdot s$ with $s = \max|w_{\text{row}}| / 127$: a
+    quarter of fp32's bytes (half of fp16's) plus the scales, and a rounding error of at most $s/2$
+    per weight. Only the weights change ("weight-only"); the arithmetic stays in floating point.
     Whether it is *faster* depends on the CPU having a kernel that multiplies by int8 weights
-    directly; the library measures that once and says so below. Its size and quality are
-    measured here on the course model.
+    directly; the library decides that from what the CPU reports, confirms it with a timing once
+    per machine, and says so below. Its size and quality are measured here on the course model.
     """)
     return
 
@@ -572,12 +613,12 @@ def _(mo):
 
 
 @app.cell
-def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, torch):
-    from glassformer.registry import load_model as _load
+def _(bytes_read_per_token, greedy_text, int8_button, mo, one_thread, quantize, timing, torch):
+    from glassformer.registry import COURSE_MODEL_DIR as _COURSE_DIR, load_model as _load
     from glassformer.train import evaluate as _evaluate
 
     _course = _load("course")
-    _kernel = quantize.int8_kernel()
+    _kernel = quantize.int8_kernel()          # this machine's decision, from its record (glassformer info)
     _int8 = quantize.quantize_model(_course.model, _kernel)
 
     from glassformer.data import load_text as _load_text, train_val_split as _split
@@ -585,42 +626,78 @@ def _(bytes_read_per_token, int8_button, mo, quantize, time, tokens_per_second, 
     _val = _split(torch.tensor(_course.tokenizer.encode(_load_text()[0], errors="skip")))[1]
 
     def val_loss(net, whole: bool) -> float:
-        return _evaluate(net, _val, None if whole else 2)
+        with one_thread():   # a small model: one thread is faster, far faster on a busy machine
+            return _evaluate(net, _val, None if whole else 2)
 
     _whole = int8_button.value
     _fp32_loss, _int8_loss = val_loss(_course.model, _whole), val_loss(_int8, _whole)
     _prompt = _course.tokenizer.encode("ROMEO:\n")
-    _fp32_speed, _a = tokens_per_second(_course.model, _prompt, 48)
-    _int8_speed, _b = tokens_per_second(_int8, _prompt, 48)
+    _texts = {}
+
+    def _greedy(name, net):
+        _texts[name] = greedy_text(net, _prompt, 48)
+
+    with torch.inference_mode():
+        _speed = timing.compare(lambda: _greedy("fp32", _course.model), lambda: _greedy("int8", _int8),
+                                names=("fp32", "int8"), budget=1.0)
+    _a, _b = _texts["fp32"], _texts["int8"]
+    _fp32_speed, _int8_speed = 48 / _speed.baseline_timing.median, 48 / _speed.candidate_timing.median
     _same_prefix = next((i for i, (x, y) in enumerate(zip(_a[len(_prompt):], _b[len(_prompt):])) if x != y), 48)
-    with torch.no_grad():   # teacher-forced: on the same validation text, do both pick the same next character?
+    with torch.no_grad(), one_thread():   # teacher-forced: on the same text, do both pick the same next character?
         _x = _val[:4096].view(16, 256)
         _top_same = (_course.model(_x).argmax(-1) == _int8(_x).argmax(-1)).float().mean().item()
     _fp32_bytes, _int8_bytes = quantize.model_bytes(_course.model), quantize.model_bytes(_int8)
-    _kernel_note = ((f"This CPU's int8 kernel ({_kernel.name}, {str(_kernel.activations).removeprefix('torch.')} "
-                     "activations)" if _kernel.name == "int8pack" else
-                     "This torch build has no int8 kernel here, so int8 layers rebuild their fp32 weights first; that "
-                     "path")
-                    + f" was measured at **{_kernel.speedup:.2f}×** the speed of an fp32 matrix-vector "
-                    f"product of the same shape (4096 × 4096): "
-                    + ("int8 is a speed path here." if _kernel.fast else
-                       "here int8 saves memory but is not a speed path."))
+    _file_bytes = (_COURSE_DIR / "model.safetensors").stat().st_size
+    _act = str(_kernel.activations).removeprefix("torch.")
+    _kernel_note = ((f"This machine's int8 kernel ({_kernel.name}, {_act} activations)" if _kernel.name == "int8pack"
+                     else "This torch build has no int8 kernel here, so int8 layers rebuild their fp32 weights first; "
+                          "that path")
+                    + f" was measured at **{_kernel.figure}** the speed of an fp32 matrix-vector product of the same "
+                    f"shape ({quantize.PROBE_SHAPE[0]:,} × {quantize.PROBE_SHAPE[1]:,}), once for this machine and "
+                    "kept (`glassformer info` shows it). "
+                    + ("int8 is a speed path here: the kernel multiplies int8 weights by bf16 activations, its fast "
+                       "path, and the timing did not contradict that." if _kernel.fast else
+                       "Here int8 saves memory but is not a speed path: "
+                       + ("the kernel was measured clearly slower." if quantize.expected_fast(_kernel.name,
+                                                                                            _kernel.activations)
+                          else f"with {_act} activations this kernel does not take its fast path (that needs bf16 "
+                               "activations, used where the CPU has bf16 instructions).")))
+    _tiny = _speed.says(faster="**faster** than", slower="**slower** than",
+                        unclear="not clearly faster or slower than")
+    # Which int8 matrices of this model the kernel multiplies directly (quantize.packed: input width a
+    # multiple of 16); the others rebuild their fp32 weights at every call.
+    _layers = [m for m in _int8.modules() if isinstance(m, (quantize.Int8Linear, quantize.Int8Unembed))]
+    _direct = sum(quantize.packed(_kernel, m.q) for m in _layers)
+    _widths = sorted({m.q.shape[1] for m in _layers if not quantize.packed(_kernel, m.q)})
+    _layer_note = ""
+    if _kernel.fast and _speed.verdict != "faster":
+        _layer_note = (f" What differs from the probe, counted: in this model the kernel multiplies {_direct} of its "
+                       f"{len(_layers)} int8 matrices directly"
+                       + (f"; the other {len(_layers) - _direct} (input width {', '.join(map(str, _widths))}, not a "
+                          f"multiple of {quantize.PACK_MULTIPLE}) rebuild their fp32 weights at every call"
+                          if _direct < len(_layers) else "")
+                       + ", and its matrices are far smaller than the probe's (a further hypothesis, not measured "
+                       "here: weights this small are served from the CPU's caches, where reading fewer bytes saves "
+                       "little).")
     mo.vstack([
         mo.md(f"| course model | bytes of weights | read per token | validation loss "
               f"({'whole split' if _whole else f'2 batches of 32 × {_course.model.config.n_ctx} characters'}) "
-              f"| tokens/s (greedy, 48) |\n|---|---|---|---|---|\n"
-              f"| fp32 | {_fp32_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_course.model) / 1024:,.0f} KiB | "
+              f"| tokens/s (greedy, 48; median) |\n|---|---|---|---|---|\n"
+              f"| fp32 (in memory) | {_fp32_bytes / 1024:,.0f} KiB | "
+              f"{bytes_read_per_token(_course.model) / 1024:,.0f} KiB | "
               f"{_fp32_loss:.4f} | {_fp32_speed:,.0f} |\n"
               f"| int8 | {_int8_bytes / 1024:,.0f} KiB | {bytes_read_per_token(_int8) / 1024:,.0f} KiB | "
               f"{_int8_loss:.4f} | {_int8_speed:,.0f} |"),
-        mo.md(f"int8 keeps {_int8_bytes / _fp32_bytes:.0%} of the bytes and changes the validation loss by "
-              f"{_int8_loss - _fp32_loss:+.4f} nats per character; on 4,096 validation characters both pick the same most likely next character "
-              f"{_top_same:.1%} of the time; greedy from `ROMEO:` gives the same first {_same_prefix} of 48 characters "
-              "(after a first difference the two texts continue from different prefixes). "
-              + _kernel_note + f" On this tiny model int8 ran at {_int8_speed / _fp32_speed:.2f}× the fp32 speed "
-              "(one short timing each: run the cell again to see how much it varies). For GPT-2-sized models, "
-              "where each step reads hundreds of megabytes of weights, `python bench/generate.py` measures each "
-              "decode path this CPU offers against Hugging Face transformers."),
+        mo.md(f"int8 keeps {_int8_bytes / _fp32_bytes:.0%} of the bytes of the fp32 weights in memory, and "
+              f"{_int8_bytes / _file_bytes:.0%} of the shipped fp16 file ({_file_bytes / 1024:,.0f} KiB). It changes "
+              f"the validation loss by {_int8_loss - _fp32_loss:+.4f} nats per character; on 4,096 validation "
+              f"characters both pick the same most likely next character {_top_same:.1%} of the time; greedy from "
+              f"`ROMEO:` gives the same first {_same_prefix} of 48 characters (after a first difference the two texts "
+              "continue from different prefixes). " + _kernel_note
+              + f" On this tiny model, int8 generation was {_tiny} fp32 on this machine right now: it ran at "
+              f"{_speed.figure()} fp32's speed.{_layer_note} For GPT-2-sized "
+              "models, where each step reads hundreds of megabytes of weights, `python bench/generate.py` measures "
+              "each decode path this CPU offers against Hugging Face transformers."),
     ])
     return
 
@@ -645,10 +722,14 @@ def _(Question):
                  0, "Every term kept so far was exp(score − old max); multiplying by exp(old max − new max) turns "
                     "each into exp(score − new max). Nothing is approximated."),
         Question("speculative", "With greedy speculative decoding, how does the output compare with the target model's own greedy output?",
-                 ["Identical", "Usually the same, sometimes different", "Closer to the draft model's output",
+                 ["Identical (in exact arithmetic)", "Usually the same, sometimes different",
+                  "Closer to the draft model's output",
                   "Shorter"],
                  0, "A guess is kept only if it equals the target's own choice at that position, and the first "
-                    "mismatch is replaced by the target's token: the text is the target's greedy text."),
+                    "mismatch is replaced by the target's token: the text is the target's greedy text, in exact "
+                    "arithmetic. In floating point, scoring k + 1 positions in one call can round differently from "
+                    "scoring them one at a time, so a near-tie between two tokens could very rarely go the other "
+                    "way; the page compares the two texts above."),
     ]
     return (questions,)
 
