@@ -6,7 +6,8 @@
 Each example is {"task", "prompt", "response"}; the response is the one right answer, so a reply can be
 scored by exact match. Training examples come from the first 90% of the corpus and held-out ones from
 the last 10% (the course model's validation split): no held-out line was seen in pre-training or
-fine-tuning. Fixed seed: the same files every time. Writes train.jsonl, test.jsonl and card.json.
+fine-tuning. Fixed seed: the same files every time. Writes train.jsonl, test.jsonl, card.json and
+preference pairs for DPO (preferences_train.jsonl, preferences_test.jsonl: {"prompt", "chosen", "rejected"}).
 """
 
 from __future__ import annotations
@@ -152,12 +153,29 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Preference pairs (for DPO) from the last-word examples: chosen = the last word, rejected = another
+    # word of the same line. A separate generator: the files above stay the same with or without them.
+    pair_rng = random.Random(SEED + 1)
+    pair_counts = {}
+    for name, rows in (("preferences_train.jsonl", train), ("preferences_test.jsonl", test)):
+        pairs = []
+        for r in rows:
+            if r["task"] != "last_word":
+                continue
+            others = [w for w in words(r["prompt"].removeprefix("Last word: ")) if w != r["response"]]
+            if others:
+                pairs.append({"task": "last_word", "prompt": r["prompt"], "chosen": r["response"],
+                              "rejected": pair_rng.choice(others)})
+        (out / name).write_text("".join(json.dumps(p) + "\n" for p in pairs))
+        pair_counts[name] = len(pairs)
     card = {"name": "shakespeare-instructions", "made_by": "scripts/make_instructions.py", "seed": SEED,
             "source": "TinyShakespeare", "source_sha256": sha, "tasks": tasks,
             "train_examples": len(train), "test_examples": len(test),
             "split": "train from the first 90% of the corpus, test from the last 10% (no line in both)",
-            "files_sha256": {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in ("train.jsonl", "test.jsonl")},
-            "example": train[0],
+            "files_sha256": {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in ("train.jsonl", "test.jsonl",
+                                                                                     "preferences_train.jsonl", "preferences_test.jsonl")},
+            "example": train[0], "preference_pairs": pair_counts,
+            "preference_pairs_note": "last_word prompts: chosen = the line's last word, rejected = another word of it",
             "chosen_by": "held-out exact match of the course model after fine-tuning on each candidate task "
                          "(see MEASURED in the script); tasks it could not learn in 3 minutes were left out",
             "measured": MEASURED if tasks == list(SHIPPED) else None}

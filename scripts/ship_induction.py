@@ -28,8 +28,6 @@ from pathlib import Path
 import torch
 
 from glassformer.analysis import emergence, induction
-from glassformer.analysis.ablation import held_out_text
-from glassformer.checkpoint import load_model_folder
 from glassformer.toys import induction as toy
 from glassformer.train import export_model, train, train_preset
 
@@ -71,7 +69,8 @@ def ship_induction_model() -> dict:
     short = toy.Recipe(**{**recipe.__dict__, "steps": COMPARISON_STEPS})
     comparisons = {
         "learned positions instead of ALiBi": comparison(config.replace(position="learned"), short, ids),
-        "q/k/v weights starting at N(0, 0.02)": comparison(config, toy.Recipe(**{**short.__dict__, "qkv_std": 0.02}), ids),
+        "q/k/v weights starting at N(0, 0.02)": comparison(config, toy.Recipe(**{**short.__dict__, "qkv_std": 0.02}),
+                                                           ids),
         "as shipped": comparison(config, short, ids),
     }
     return {
@@ -121,10 +120,9 @@ def ship_ladder() -> dict:
             card = export_model(Path(tmp) / name, folder / name)
             card["train_seconds_measured"] = round(time.perf_counter() - started, 1)
             (folder / name / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    cont = emergence.word_continuations(held_out_text(), **emergence.CONTINUATIONS)
     rows = {}
-    for rung in emergence.ladder():   # the four above, then chapter 10's draft model and the course model
-        scores = emergence.continuation_scores(rung.model, rung.tokenizer, cont)
+    for rung in emergence.ladder():   # the four above, chapter 10's draft model and the course model
+        scores = emergence.ladder_scores()[rung.name]
         rows[rung.name] = {"parameters": rung.parameters, "tokens": rung.tokens, "compute": rung.compute,
                            "val_loss": rung.card["final_val_loss"],
                            "continuations": {k: (round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v])

@@ -23,8 +23,8 @@ def test_chapter_12_finds_the_induction_head_and_switching_it_off_costs_the_repe
     ids = induction.repeated_random(toy.config.vocab_size, 20, seed=7)          # the page's default: n = 20, seed 7
     scores = induction.head_scores(toy, ids, 20)
     layer, head = scores.best("induction")
-    assert page.locator(f"text=/highest induction score is layer {layer}, head {head}'s: {scores.induction[layer, head]:.3f}/"
-                        ).count() == 1
+    best = f"highest induction score is layer {layer}, head {head}'s: {scores.induction[layer, head]:.3f}"
+    assert page.locator(f"text=/{best}/").count() == 1
     assert page.locator("text=on your sequence").count() >= 1                     # the composition table
 
     # Switch the best induction head off: the page's numbers are the library's.

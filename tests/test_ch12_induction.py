@@ -107,11 +107,12 @@ def test_ablation_through_hooks_equals_zeroing_output_rows_and_stays_causal(attn
     Dh = clone.config.head_dim
     with torch.no_grad():
         clone.blocks[0].attn.out.weight[1 * Dh:2 * Dh] = 0.0
-    torch.testing.assert_close(induction.per_position_loss(attn_only, ids, off), induction.per_position_loss(clone, ids))
+    torch.testing.assert_close(induction.per_position_loss(attn_only, ids, off),
+                               induction.per_position_loss(clone, ids))
     before = induction.head_scores(attn_only, ids, 8)
     after_l0 = induction.head_scores(attn_only, ids, 8, off)
     after_l1 = induction.head_scores(attn_only, ids, 8, [(1, 0)])
-    assert torch.equal(after_l0.patterns[0], before.patterns[0])      # a head's output never changes its own layer's patterns
+    assert torch.equal(after_l0.patterns[0], before.patterns[0])      # a head's output never feeds its own layer
     assert (after_l0.patterns[1] - before.patterns[1]).abs().max().item() > 1e-6   # but layer 1 reads it
     assert torch.equal(after_l1.patterns, before.patterns)             # the last layer's outputs feed no pattern
 
@@ -197,3 +198,52 @@ def test_run_folder_from_the_command_line(tmp_path):
     assert state == "finished" and final["final"] == "done" and [r["step"] for r in history] == [0, 3]
     model, card, saved = toy.load(tmp_path)
     assert card["seed"] == 7 and saved == history and not math.isnan(history[-1]["loss_repeat"])
+
+
+def test_the_background_runner_trains_the_induction_model(tmp_path):
+    """The page's retraining path: live_training.launch(entry="induction") runs toys/induction.py's main
+    in its own process, which writes history rows and exits 0; the lock is released."""
+    import time
+
+    from glassformer.course import live_training
+
+    folder = tmp_path / "induction" / "live"
+    info = live_training.launch(tmp_path, folder, ["--seed", "3", "--steps", "2"], entry="induction")
+    assert "--entry" not in info["args"] and info["args"][:2] == ["--out", str(folder)]
+    deadline = time.time() + 60
+    while live_training.running(tmp_path) is not None and time.time() < deadline:
+        time.sleep(0.1)
+    state, history, final = toy.read_run(folder)
+    assert state == "finished", (folder / "train.log").read_text()[-2000:]
+    assert [r["step"] for r in history] == [0, 2] and final["final"] == "done"
+    assert not live_training.lock_path(tmp_path).exists()
+    with pytest.raises(ValueError):
+        live_training.launch(tmp_path, folder, [], entry="python -c 'anything'")
+
+
+def test_a_ladder_model_scores_what_the_card_says(shipped):
+    from glassformer.analysis.ablation import held_out_text
+    from glassformer.checkpoint import load_model_folder
+
+    model, tok, card = load_model_folder(emergence.LADDER_DIR / "d16-L1")
+    cont = emergence.word_continuations(held_out_text(), **emergence.CONTINUATIONS)
+    got = emergence.continuation_scores(model, tok, cont)
+    want = shipped.card["ladder"]["models"]["d16-L1"]["continuations"]
+    assert abs(got["loss"] - want["loss"]) < 1e-3 and abs(got["accuracy"] - want["accuracy"]) < 1e-3
+    assert all(abs(g - w) < 1e-3 for g, w in zip(got["exact"], want["exact"]))
+    assert abs(emergence.training_compute(model.num_params(), card["tokens"]) - 6 * 5376 * card["tokens"]) < 1
+
+
+def test_the_scores_run_on_a_gpt2_shaped_model():
+    """GPT-2's family (learned positions, LayerNorm, tanh-GELU MLPs, 12 heads would be the real shape) with
+    random weights: the same functions give scores in [0, 1] for every layer and head, and the composition
+    test names heads of layers 0 and 1. (The page runs them on the real GPT-2 when it can be loaded.)"""
+    torch.manual_seed(0)
+    model = build_model(preset("gpt2", vocab_size=97, n_ctx=64, d_model=48, n_layers=3, n_heads=3)).eval()
+    ids = induction.repeated_random(97, 16, seed=0, batch=2)
+    scores = induction.head_scores(model, ids, 16)
+    assert scores.induction.shape == scores.previous.shape == (3, 3)
+    assert 0 <= scores.induction.min() and scores.induction.max() <= 1 and 0 <= scores.previous.min()
+    comp = induction.composition_test(model, ids, 16, scores)
+    assert comp.previous_head[0] == 0 and comp.induction_head[0] == 1 and comp.control_head != comp.previous_head
+    assert math.isfinite(induction.in_context_score(induction.per_position_loss(model, ids), 16))

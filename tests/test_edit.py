@@ -78,7 +78,10 @@ def test_edit_copies_the_chapter_and_serves_it_only_with_its_token(tmp_path):
 
 
 def test_edit_refuses_a_chapter_that_is_not_written(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "glassformer.cli", "edit", "12", "--dir", str(tmp_path)],
+    from glassformer.course import catalog
+
+    unwritten = next(ch.key for ch in catalog.CHAPTERS if not ch.built)
+    result = subprocess.run([sys.executable, "-m", "glassformer.cli", "edit", unwritten, "--dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not written yet" in result.stderr and "Traceback" not in result.stderr
 

@@ -17,6 +17,15 @@ from glassformer.registry import COURSE_MODEL_DIR, LoadedModel, load_model
 from glassformer.tokenizers.char import CharTokenizer
 
 COURSE_CHARS = CharTokenizer.load(COURSE_MODEL_DIR / "tokenizer.json")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These models are tiny: on a 2-core machine that others share, two threads measured up to 40x slower."""
+    from glassformer.threads import one_thread
+
+    with one_thread():
+        yield
 HI = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]
 
 
@@ -277,3 +286,60 @@ def test_the_shipped_instruction_set_is_checkable_fits_the_course_model_and_hold
         assert ex.answer == rules[head](prompt[len(head):]), prompt     # the answer, re-derived by its rule
     encoded = ft.encode_all(PlainFormat(), COURSE_CHARS, train + test, 256, "response", "shipped")
     assert encoded.dropped == 0 and len(encoded.ids) == 1200          # every character known, every one fits
+
+
+def test_a_model_with_a_chat_template_is_trained_in_it_and_its_folder_keeps_template_and_end_token(tmp_path):
+    from glassformer.tokenizers.pretrained import PretrainedTokenizer
+
+    folder = tiny_pretrained_folder(tmp_path / "base")
+    tokenizer = PretrainedTokenizer(folder / "tokenizer.json")
+    torch.manual_seed(0)
+    model = build_model(preset("tiny", vocab_size=tokenizer.vocab_size)).eval()
+    loaded = LoadedModel("tiny-bpe", model, tokenizer, {})
+    train_file = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "Hi", "response": "Yo"}] * 8)
+    cfg = ft.FinetuneConfig(ft.default_train_config(model.config, **{**FAST, "max_steps": 30}))
+    summary = ft.finetune(cfg, loaded, train_file, tmp_path / "run", held_out_file=train_file, progress=False)
+    again = load_model(str(tmp_path / "run"))
+    assert again.card["chat_format"] == "template" and summary["after"]["exact_match"] == 1.0
+    assert again.tokenizer.eos_id == tokenizer.hf.token_to_id("<|im_end|>")
+    fmt = ft.chat_format(again.tokenizer, tmp_path / "run")
+    assert isinstance(fmt, TemplateFormat) and ft.evaluate(again.model, again.tokenizer, ft.read_examples(train_file),
+                                                            fmt)["exact_match"] == 1.0
+
+
+def test_dpo_at_the_start_is_log_2_with_no_margin_no_kl_and_its_log_probs_match_token_logprobs(tmp_path):
+    import math
+
+    from glassformer import dpo
+    from glassformer.generate import token_logprobs
+
+    pairs_file = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": f"Who? {n}:", "chosen": n, "rejected": "LEAR"}
+                                                        for n in NAMES[:3]])
+    pairs = dpo.read_pairs(pairs_file)
+    loaded = tiny_loaded()
+    encoded = dpo.encode_pairs(PlainFormat(), COURSE_CHARS, pairs, 64)
+    by_hand = sum(token_logprobs(loaded.model, COURSE_CHARS.encode("&user: Who? ROMEO:\n&bot: "),
+                                 COURSE_CHARS.encode("ROMEO$")))
+    ours = dpo.reply_logprobs(loaded.model, encoded.chosen, [0])[0].item()
+    assert abs(ours - by_hand) <= 1e-4, (ours, by_hand)
+    start = dpo.measure(loaded.model, copy_of(loaded.model), encoded, beta=0.1)
+    assert abs(start["loss"] - math.log(2)) <= 1e-5 and abs(start["margin"]) <= 1e-6 and abs(start["kl"]) <= 1e-6
+    assert start["accuracy"] == 0.0                                    # equal rewards: none is strictly preferred
+
+
+def copy_of(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def test_dpo_raises_the_chosen_replies_reward_and_logs_margin_accuracy_and_kl(tmp_path):
+    from glassformer import dpo
+
+    pairs = dpo.read_pairs(write_jsonl(tmp_path / "pairs.jsonl",
+                                       [{"prompt": f"Who? {n}:", "chosen": n, "rejected": "LEAR"} for n in NAMES[:3]]))
+    policy, rows = dpo.dpo(tiny_loaded().model, COURSE_CHARS, pairs, steps=30, beta=0.5, lr=3e-3, batch_size=3,
+                           eval_interval=10)
+    assert [r["step"] for r in rows] == [0, 10, 20, 30]
+    assert rows[-1]["held_out_accuracy"] == 1.0 and rows[-1]["held_out_margin"] > 1.0
+    assert rows[-1]["held_out_loss"] < rows[0]["held_out_loss"] and rows[-1]["held_out_kl"] > 0

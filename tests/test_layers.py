@@ -15,7 +15,7 @@ LAYERS = [
     ["glassformer.pretrained", "glassformer.generate", "glassformer.optim", "glassformer.errors"],
     ["glassformer.train", "glassformer.registry", "glassformer.threads", "glassformer.memory"],
     ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths",
-     "glassformer.finetune"],
+     "glassformer.finetune", "glassformer.dpo"],
     ["glassformer.cli", "glassformer.course"],
 ]
 

@@ -10,6 +10,7 @@ import http.client
 import http.server
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -42,7 +43,9 @@ def websocket_status(server, path: str, origin: str | None) -> str:
         except websockets.exceptions.InvalidStatus as exc:
             return f"refused {exc.response.status_code}"
 
-    return asyncio.run(go())
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 # --- the rules, one request at a time --------------------------------------------------------

@@ -49,7 +49,7 @@ def check_figure(x: float, low: float, high: float, runs: int) -> None:
 def table_verdicts(text: str) -> list[tuple[float, float, float, int, str]]:
     """(median, low, high, runs, verdict) of every table row where a figure cell is followed by a verdict cell."""
     rows = []
-    pattern = rf"<td>{FIGURE}</td>\s*<td>(?:<strong>)?(faster|slower|no clear difference)"
+    pattern = rf"<td>{FIGURE}</td>\s*<td>(?:<strong>|<em>)?(faster|slower|no clear difference)"
     for m in re.finditer(pattern, text):
         word = m.group(5)
         rows.append((*figure_values(m), "unclear" if word == "no clear difference" else word))

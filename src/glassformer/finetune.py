@@ -373,7 +373,7 @@ def start_or_resume(fcfg: FinetuneConfig, loaded, train_file: Path, held_out_fil
         differs += [k for k in ("loss_on", "lora_rank", "lora_alpha", "lora_targets") if getattr(was, k) != getattr(fcfg, k)]
         differs += [k for k in ("batch_size", "grad_accum", "optimizer") if getattr(was.train, k) != getattr(cfg, k)]
         if differs:
-            raise CheckpointError(f"cannot resume {out}: {', '.join(differs)} differ from the checkpoint's run")
+            raise CheckpointError(f"cannot resume {out}: settings differ from the checkpoint's run: {', '.join(differs)}")
         if was.train.time_budget is not None and cfg.time_budget is not None:
             cfg = dataclasses.replace(cfg, max_steps=was.train.max_steps)
 

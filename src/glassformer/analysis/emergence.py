@@ -35,8 +35,9 @@ from glassformer.threads import one_thread
 
 # The small character models scripts/ship_induction.py trains for this question (one recipe, four sizes).
 LADDER_DIR = Path(__file__).parents[1] / "assets" / "induction" / "ladder"
-# The continuations the page and the card score: 1,000 words of 8+ letters, 3 letters given, 5 to predict.
-CONTINUATIONS = dict(n=1000, k=5, prefix=3, context=56, min_word=8)
+# The continuations the page and the card score: 600 words of 8+ letters, 3 letters given, 5 to predict,
+# 40 characters of context (the page scores six models on them in a few seconds on one core).
+CONTINUATIONS = dict(n=600, k=5, prefix=3, context=40, min_word=8)
 
 
 @dataclass
@@ -50,7 +51,8 @@ def word_continuations(text: str, n: int, k: int = 5, prefix: int = 2, context: 
                        min_word: int = 7) -> Continuations:
     """n (context, continuation) pairs from `text`: each continuation is the k characters after the
     first `prefix` letters of a word of at least min_word letters (so it stays inside the word), the
-    context the `context` characters before it (ending with those first letters). Words are taken evenly spread over the text."""
+    context the `context` characters before it (ending with those first letters). Words are taken
+    evenly spread over the text."""
     if k + prefix > min_word:
         raise ValueError(f"k + prefix ({k + prefix}) must be at most min_word ({min_word})")
     starts = [m.start() for m in re.finditer(rf"\b[A-Za-z]{{{min_word},}}\b", text)
@@ -118,3 +120,13 @@ def ladder() -> tuple[Rung, ...]:
     course = load_model("course")
     rungs.append(Rung("course model", course.model, course.tokenizer, course.card))
     return tuple(sorted(rungs, key=lambda r: r.compute))
+
+
+@lru_cache(maxsize=1)
+def ladder_scores() -> dict[str, dict]:
+    """continuation_scores of every rung of `ladder()` on CONTINUATIONS of the held-out text, by name
+    (computed once per process: the models and the text never change while it runs)."""
+    from glassformer.analysis.ablation import held_out_text
+
+    cont = word_continuations(held_out_text(), **CONTINUATIONS)
+    return {r.name: continuation_scores(r.model, r.tokenizer, cont) for r in ladder()}

@@ -5,19 +5,21 @@ Each training sequence is random tokens in which one random segment appears twic
     random ... | segment | random ... | segment again | random ...
 
 The first occurrence of the segment cannot be predicted (every token is random), the second
-can, token by token, by finding the earlier occurrence of the current token and copying the
-token that followed it. A model with two layers of attention and no MLP learns exactly that,
-with a previous-token head in layer 0 and an induction head in layer 1, and it learns it
-suddenly: for a while the loss on the repeat is as high as on the first occurrence, then it
-drops within a few hundred steps while one head's induction score rises (the "phase change"
-of Olsson et al. 2022). `train_induction` records both along the way.
+can, after its first token, by finding the earlier occurrence of the current token and copying
+the token that followed it. A model with two layers of attention and no MLP learns that, with a
+(blurry) previous-token head in layer 0 and induction heads in layer 1, and it learns it
+suddenly: for a while the repeat is barely easier than the first occurrence, then its loss
+drops within a few hundred steps while induction scores rise (the "phase change" of Olsson et
+al. 2022). `train_induction` records both along the way.
 
     VOCAB            the 64 symbols that stand for the token ids (so sequences are readable)
-    default_config   the model: course family, learned positions, LayerNorm, mlp="none"
+    default_config   the model: course family, ALiBi, LayerNorm, mlp="none"
     make_batch       training sequences (and where their segments are)
+    fresh_model      the model before training (wider q, k, v weights than the library's default)
     train_induction  the training loop, with the probe measurements every `eval_every` steps
+    phase_change     when, in a history, the repeat got easier and a head became an induction head
     save / load      fp16 model folder (loadable with registry.load_model("induction")) + history.json
-    main             `python -m glassformer.toys.induction --out DIR [--seed N]`: the run chapter 12
+    main, read_run   `python -m glassformer.toys.induction --out DIR [--seed N]`: the run chapter 12
                      starts in the background (course/live_training.py), writing metrics.jsonl
 """
 
@@ -55,9 +57,8 @@ def default_config(d_model: int = 64, n_heads: int = 4, n_ctx: int = 64) -> Mode
     ALiBi positions (Press et al. 2022): each head's scores get a penalty growing with the distance
     back, steep for head 0 (slope 1/4), nearly flat for head 3 (1/256). Head 0 of layer 0 therefore
     starts out leaning on the last few tokens, a rough previous-token head, and the induction
-    circuit has something to build on. Measured with the shipped recipe (T = 64, seed 0): with
-    learned positions instead, no induction head had formed after 1,200 steps; with ALiBi, one
-    formed between steps 500 and 700 (see the card)."""
+    circuit has something to build on. The card's "comparisons" record what this is worth: the
+    same 1,200-step run with learned positions instead (scripts/ship_induction.py)."""
     return ModelConfig(family="course", vocab_size=len(VOCAB), n_ctx=n_ctx, d_model=d_model, n_layers=2,
                        n_heads=n_heads, position="alibi", norm="layernorm", mlp="none", dropout=0.0)
 
@@ -105,6 +106,30 @@ def measure(model: DecoderLM, ids: torch.Tensor, period: int) -> dict:
             "induction": r(scores.induction), "previous": r(scores.previous)}
 
 
+def fresh_model(config: ModelConfig, recipe: Recipe) -> DecoderLM:
+    """The model before its first step: the library's initialisation, then wider q, k, v weights.
+
+    The library's N(0, 0.02) start (GPT-2's, chosen for D = 768) leaves q.k / sqrt(Dh) near 0 in a
+    D = 64 model (`score_spread`), and the gradient of each of q and k is proportional to the other:
+    the patterns barely move. N(0, 1/D) gives the scores a spread of about 1 from the start."""
+    torch.manual_seed(recipe.seed)
+    model = build_model(config)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.qkv.weight.normal_(0.0, recipe.qkv_std or config.d_model ** -0.5)
+    return model.eval()
+
+
+@torch.no_grad()
+def score_spread(model: DecoderLM, ids: torch.Tensor, layer: int = 0) -> float:
+    """The standard deviation of q.k / sqrt(Dh) in `layer` on ids, over every head and (query, key) pair:
+    how far the attention scores are from all equal (before ALiBi's distance penalty and the mask)."""
+    with one_thread():
+        _, trace = model.run_with_trace(ids, names=[f"blocks.{layer}.attn.q", f"blocks.{layer}.attn.k"])
+    q, k = trace[f"blocks.{layer}.attn.q"], trace[f"blocks.{layer}.attn.k"]      # (B, H, T, Dh)
+    return (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).std().item()            # (B, H, T, T) -> number
+
+
 def train_induction(config: ModelConfig, recipe: Recipe, on_eval=None, time_limit: float | None = None,
                     should_stop=None) -> tuple[DecoderLM, list[dict]]:
     """Train a fresh model with `recipe`; returns (model, history).
@@ -113,15 +138,8 @@ def train_induction(config: ModelConfig, recipe: Recipe, on_eval=None, time_limi
     random batches every step (an endless supply: no sequence is seen twice). Every eval_every
     steps, and at the end, `measure` on the probe makes one history row (also passed to on_eval).
     time_limit (seconds) or should_stop() ending the loop early still records a final row."""
-    torch.manual_seed(recipe.seed)
+    model = fresh_model(config, recipe)
     gen = torch.Generator().manual_seed(recipe.seed)
-    model = build_model(config)
-    # The library's N(0, 0.02) start (GPT-2's, chosen for D = 768) leaves q.k near 0 in a D = 64 model,
-    # and the gradient of each of q, k is proportional to the other: the patterns barely move. 1/sqrt(D)
-    # gives q.k / sqrt(Dh) a spread of about 1 at the start (measured effect: see the card).
-    with torch.no_grad():
-        for block in model.blocks:
-            block.attn.qkv.weight.normal_(0.0, recipe.qkv_std or config.d_model ** -0.5)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     keep = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},

@@ -239,7 +239,7 @@ def _(code_panel, ids, mo, model, timing, torch):
                                 names=("one at a time", "all at once"), repeats=9, budget=1.0)
             _diff = (model(_x) - one_at_a_time_logits(_x)).abs().max().item()
             _rows.append((_n, _c, _diff))
-    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+    _says = {"faster": "*faster*", "slower": "*slower*", "unclear": "no clear difference"}
     _table = "\n".join(f"| {n} | {c.candidate_timing.figure()} | {c.baseline_timing.figure()} | {c.figure()} | "
                         f"{_says[c.verdict]} | {d:.1e} |" for n, c, d in _rows)
     _change = ""

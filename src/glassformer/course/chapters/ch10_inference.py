@@ -192,7 +192,7 @@ def _(cache_comparison, gpt2_button, loaded, mo, model, prompt_ids, torch):
             _rows.append(("GPT-2 shape, random weights", 32, 16,
                           cache_comparison(_gpt2, torch.randint(0, 50257, (32,)).tolist(), 16, budget=4.0)))
             del _gpt2
-    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+    _says = {"faster": "*faster*", "slower": "*slower*", "unclear": "no clear difference"}
 
     def _speeds(r):
         c = r["timed"]
@@ -266,7 +266,7 @@ def _(lengths, mo, one_thread, peak_tensor_bytes, tile_size, tiled_attention, ti
                 "timed": timed, "visited": len(visits), "blocks": blocks}
 
     _rows = [measure_both(int(T), int(tile_size.value)) for T in sorted(lengths.value, key=int)]
-    _says = {"faster": "**faster**", "slower": "**slower**", "unclear": "no clear difference"}
+    _says = {"faster": "*faster*", "slower": "*slower*", "unclear": "no clear difference"}
     _table = "\n".join(f"| {r['T']:,} | {r['diff']:.1e} | {r['plain'] / 2**20:,.2f} MiB | "
                        f"{r['tiled'] / 2**20:,.2f} MiB | "
                        f"{r['plain'] / r['tiled']:.1f}× | {r['timed'].baseline_timing.figure(digits=2)} | "
@@ -547,7 +547,7 @@ def _(common, guesses, mo, one_thread, prompt_box, speculative, timing, torch):
     _cost = 1 / _draft_vs.speedup                                  # draft time / target time (median over rounds)
     _share = _draft.model.num_params() / _target.model.num_params()
     _tok = _target.tokenizer
-    _verdict = _vs_plain.says(faster="**faster**", slower="**slower**")
+    _verdict = _vs_plain.says(faster="*faster*", slower="*slower*")
 
     def _show(ids):
         return _tok.decode(ids).replace("\n", "↵").replace("|", "¦").replace("`", "'")
@@ -662,7 +662,7 @@ def _(bytes_read_per_token, greedy_text, int8_button, mo, one_thread, quantize, 
                                                                                             _kernel.activations)
                           else f"with {_act} activations this kernel does not take its fast path (that needs bf16 "
                                "activations, used where the CPU has bf16 instructions).")))
-    _tiny = _speed.says(faster="**faster** than", slower="**slower** than",
+    _tiny = _speed.says(faster="*faster* than", slower="*slower* than",
                         unclear="not clearly faster or slower than")
     # Which int8 matrices of this model the kernel multiplies directly (quantize.packed: input width a
     # multiple of 16); the others rebuild their fp32 weights at every call.

@@ -15,7 +15,7 @@ def _():
     import torch
 
     from glassformer import registry
-    from glassformer.analysis import emergence
+    from glassformer.analysis import emergence, heads
     from glassformer.analysis import induction as ind
     from glassformer.analysis.ablation import held_out_text
     from glassformer.course import common, live_training, store
@@ -23,7 +23,7 @@ def _():
     from glassformer.toys import induction as toy
     this = common.chapter(__file__)  # key, title, neighbours: from the catalog, by file name
     SVG = {"embedOptions": {"renderer": "svg", "actions": False}}
-    return (Question, SVG, alt, code_panel, common, emergence, held_out_text, ind, live_training, math,
+    return (Question, SVG, alt, code_panel, common, emergence, heads, held_out_text, ind, live_training, math,
             matrix_heatmap, mo, np, quiz, quiz_feedback, registry, store, this, time, token_label, torch, toy)
 
 
@@ -72,6 +72,8 @@ def _(ind_card, ind_cfg, ind_model, mo, toy):
     _c = ind_card["comparisons"]
     _rows = "\n    ".join(f"| {name} | {v['best_induction_score']:.3f} | {v['loss_first_copy']:.2f} | "
                            f"{v['loss_repeat']:.2f} |" for name, v in _c.items())
+    _wide = toy.score_spread(toy.fresh_model(ind_cfg, toy.Recipe()), toy.probe())
+    _narrow = toy.score_spread(toy.fresh_model(ind_cfg, toy.Recipe(qkv_std=0.02)), toy.probe())
     mo.md(f"""
     ## A model trained here: two layers, attention only
 
@@ -85,14 +87,17 @@ def _(ind_card, ind_cfg, ind_model, mo, toy):
     {_r['batch_size']} sequences, {ind_card['train_seconds_measured']:.0f} s on one CPU core of the machine
     that built the package) on sequences of random tokens in which one random segment of
     {_r['min_segment']}–{ind_cfg.n_ctx // 2} tokens appears twice. The first occurrence of the segment cannot
-    be predicted: its tokens are random. The second can, token by token, by anyone who remembers the
-    first. Nothing else in the data can be learned.
+    be predicted: its tokens are random. The second can, from its second token on, by anyone who
+    remembers the first. Nothing else in the data can be learned.
 
     Two choices in the recipe matter. Its positions are ALiBi's (chapter 3): each head's scores get a
     penalty that grows with the distance back, steep for head 0 and nearly flat for head 3, so some
     heads lean towards the last few tokens from the very start. And its q, k, v weights start wider
     than the library's default, $\mathcal{{N}}(0, 1/D)$ instead of $\mathcal{{N}}(0, 0.02^2)$, so the
-    attention patterns are not flat at the start. The script measured what each choice is worth, with
+    attention patterns are not flat at the start: measured now, before any training, on 16 repeated
+    random sequences,
+    the scores $q \cdot k / \sqrt{{D_h}}$ of layer 0 spread by {_wide:.2f} (standard deviation) with this
+    start and by {_narrow:.3f} with the default. The script measured what each choice is worth, with
     runs of {_c['as shipped']['steps']:,} steps scored on 64 repeated random sequences:
 
     | {_c['as shipped']['steps']:,}-step run | best induction score | loss, first copy | loss, repeat |
@@ -282,6 +287,11 @@ def _(alt, SVG, toy):
         top = change["head"] if change else None
         scores = [{"step": r["step"], "score": v, "head": f"L{i}H{h}", "width": 3 if (i, h) == top else 1}
                   for r in history for i, row in enumerate(r["induction"]) for h, v in enumerate(row)]
+        shape = (len(history[0]["induction"]), len(history[0]["induction"][0])) if history else (0, 0)
+        names = [f"L{i}H{h}" for i in range(shape[0]) for h in range(shape[1])]
+        # earlier layers in greys, the last layer (where induction heads live) in distinct colours
+        palette = (["#cbd5e1", "#94a3b8", "#64748b", "#334155"] * 4)[:shape[1] * (shape[0] - 1)] + \
+            ["#2563eb", "#16a34a", "#dc2626", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d"][:shape[1]]
         base = alt.Chart(alt.Data(values=losses)).mark_line(point=True).encode(
             x=alt.X("step:Q"), y=alt.Y("loss:Q", title="loss on the probe (nats)"),
             color=alt.Color("half:N", title=None, scale=alt.Scale(domain=["first copy", "repeat"],
@@ -291,11 +301,12 @@ def _(alt, SVG, toy):
         ).properties(width=300, height=200, title=f"{title}: losses")
         heads = alt.Chart(alt.Data(values=scores)).mark_line().encode(
             x=alt.X("step:Q"), y=alt.Y("score:Q", title="induction score", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("head:N", title=None, legend=alt.Legend(orient="top", columns=4)),
+            color=alt.Color("head:N", title=None, legend=alt.Legend(orient="top", columns=4),
+                            scale=alt.Scale(domain=names, range=palette[:len(names)])),
             strokeWidth=alt.StrokeWidth("width:Q", scale=None, legend=None),
             tooltip=["step:Q", "head:N", alt.Tooltip("score:Q", format=".3f")],
         ).properties(width=300, height=200, title=f"{title}: every head")
-        return alt.hconcat(base, heads).properties(usermeta=SVG)
+        return alt.hconcat(base, heads).resolve_scale(color="independent").properties(usermeta=SVG)
     return (history_charts,)
 
 
@@ -306,6 +317,11 @@ def _(history_charts, ind_card, ind_history, mo, toy):
     _h = _ch["head"]
     _b = _ch["before"]
     _end = ind_history[-1]
+    _gap = lambda r: r["loss_first"] - r["loss_repeat"]  # noqa: E731
+    _calm = next((r for r in ind_history if _gap(r) >= 0.5), ind_history[-1])
+    _calm = ind_history[max(0, ind_history.index(_calm) - 1)]                 # the last row before the gap opens
+    _calm_gap = max(_gap(r) for r in ind_history[:ind_history.index(_calm) + 1])
+    _storm = next((r for r in ind_history if _gap(r) >= 3.0), None)
     mo.vstack([
         mo.md(f"""
         ## The phase change
@@ -316,9 +332,12 @@ def _(history_charts, ind_card, ind_history, mo, toy):
         """),
         mo.ui.altair_chart(history_charts(ind_history, "shipped model"), chart_selection=False,
                            legend_selection=False),
-        mo.md(f"For a long while the repeat is as hard as the first copy: the model has learned only that "
-              f"tokens are random. Then, within a few hundred steps, it is not. The repeat's loss first fell a "
-              f"full nat below the first copy's at step **{_ch['loss_step']}**; layer {_h[0]}, head {_h[1]} "
+        mo.md(f"Until step {_calm['step']} the repeat is barely easier than the first copy (its loss at most "
+              f"{_calm_gap:.2f} nats lower)"
+              + (f"; {_storm['step'] - _calm['step']} steps later, at step {_storm['step']}, it is "
+                 f"{_storm['loss_first'] - _storm['loss_repeat']:.2f} nats lower" if _storm else "") +
+              f". The repeat's loss first fell a full nat below the first copy's at step **{_ch['loss_step']}**; "
+              f"layer {_h[0]}, head {_h[1]} "
               f"(the thick line), the head with the highest score at the end, first reached an induction "
               f"score of 0.5 at step **{_ch['score_step']}**"
               + (f" (at step {_b['step']} it was {_b['induction'][_h[0]][_h[1]]:.2f})" if _b else "") +
@@ -388,12 +407,13 @@ def _(ind_data_dir, ind_run_dir, live_training, run_poll, run_start, run_stop):
 
 
 @app.cell
-def _(history_charts, ind_data_dir, ind_history, ind_run_dir, live_training, mo, run_fingerprint, run_message,
-      toy):
+def _(history_charts, ind_card, ind_data_dir, ind_history, ind_run_dir, live_training, mo, run_fingerprint,
+      run_message, toy):
     run_fingerprint  # noqa: B018
     _holder = live_training.running(ind_data_dir)
     _ours = _holder is not None and _holder.get("folder") == str(ind_run_dir)
     _state, _rows, _final = toy.read_run(ind_run_dir)
+    _recipe_steps = ind_card["recipe"]["train"]["steps"]
     if _state == "running" and not _ours:
         _state = "failed"  # no exit status and no process: it died without a word
     _parts = [mo.md({"none": "No retraining run yet.", "running": "Status: training…",
@@ -402,7 +422,7 @@ def _(history_charts, ind_data_dir, ind_history, ind_run_dir, live_training, mo,
                     + " " + run_message())]
     if _holder is not None and not _ours:
         _parts.append(mo.callout(mo.md(f"Another training run is going on this server ({_holder['folder']}): one "
-                                       "at a time. This page's button waits for it to end."), kind="info"))
+                                       "at a time. Start yours once it has ended."), kind="info"))
     if _rows:
         _last = _rows[-1]
         _parts.append(mo.md(f"Step {_last['step']:,} after {_last['elapsed']:.0f} s: repeat {_last['loss_repeat']:.2f} "
@@ -415,9 +435,10 @@ def _(history_charts, ind_data_dir, ind_history, ind_run_dir, live_training, mo,
                               if c["score_step"] is not None else "no head reached 0.5")
             _parts.append(mo.md(f"A head's induction score first reached 0.5 at: your run, {_say(_mine)}; the shipped "
                                 f"model, {_say(_shipped)}. "
-                                + ("" if _final.get("final") == "done" else
-                                   f"(Your run ended early, at step {_final.get('step')}: "
-                                   f"{_final.get('final')}.)")))
+                                + {"done": "", "time limit": f"(Your run reached its time limit at step "
+                                                             f"{_final.get('step'):,} of {_recipe_steps:,}.)",
+                                   "stopped": f"(You stopped it at step {_final.get('step'):,}.)"}.get(
+                                       _final.get("final"), "")))
     mo.vstack(_parts)
     return
 
@@ -435,10 +456,13 @@ def _(ind_cfg, mo):
 
 
 @app.cell
-def _(best_head, ind_cfg, mo):
+def _(ind_cfg, mo, seq_scores):
     head_off = mo.ui.array([mo.ui.checkbox(label=f"L{i}H{h}", value=False)
                             for i in range(ind_cfg.n_layers) for h in range(ind_cfg.n_heads)], label="heads off")
-    mo.vstack([mo.md(f"Heads to switch off (the best induction head on your sequence is L{best_head[0]}H{best_head[1]}):"),
+    _strong = [(i, h) for i in range(ind_cfg.n_layers) for h in range(ind_cfg.n_heads)
+               if seq_scores.induction[i, h] >= 0.3]
+    _hint = ", ".join(f"L{i}H{h} ({seq_scores.induction[i, h].item():.2f})" for i, h in _strong) or "none"
+    mo.vstack([mo.md(f"Heads to switch off. Heads with an induction score of 0.3 or more on your sequence: {_hint}."),
                *[mo.hstack([mo.md(f"layer {i}:"), *[head_off[i * ind_cfg.n_heads + h] for h in range(ind_cfg.n_heads)]],
                            justify="start", gap=1) for i in range(ind_cfg.n_layers)]], gap=0.25)
     return (head_off,)
@@ -457,8 +481,9 @@ def _(code_panel, head_off, ind, ind_cfg, ind_model, loss_chart, loss_rows, mo, 
                  loss_rows(_after[0], seq_text, period, "ticked heads off"))
         _names = ", ".join(f"L{l}H{h}" for l, h in off)
         _out = mo.vstack([
-            mo.md(f"Without {_names}: loss on the repeat **{_cut.loss_before[1]:.2f} → {_cut.loss_after[1]:.2f}** nats "
-                  f"({_cut.repeat_loss_rise:+.2f}); on the first copy {_cut.loss_before[0]:.2f} → {_cut.loss_after[0]:.2f}; "
+            mo.md(f"Without {_names}: loss on the repeat **{_cut.loss_before[1]:.2f} → {_cut.loss_after[1]:.2f}** "
+                  f"nats ({_cut.repeat_loss_rise:+.2f}); on the first copy {_cut.loss_before[0]:.2f} → "
+                  f"{_cut.loss_after[0]:.2f}; "
                   f"in-context-learning score {_cut.icl_before:+.2f} → {_cut.icl_after:+.2f}."),
             mo.ui.altair_chart(loss_chart(_rows, f"loss per position, with and without {_names}", color="model"),
                                chart_selection=False, legend_selection=False),
@@ -477,7 +502,7 @@ def _(ind, ind_model, period, seq_ids, seq_scores):
 
 
 @app.cell
-def _(comp, ind_card, ind_cfg, mo):
+def _(comp, heads, ind_card, ind_cfg, ind_model, mo, seq_scores):
     def composition_svg(c, n_heads):
         """Two rows of heads; an arrow from the previous-token head up to the induction head."""
         w, gap = 92, 14
@@ -508,6 +533,7 @@ def _(comp, ind_card, ind_cfg, mo):
         return "".join(parts)
 
     _m = ind_card["measured"]["composition"]
+    _prof = heads.pattern_profile(seq_scores.patterns[comp.previous_head[0]])   # {measure: (H,)}
     mo.vstack([
         mo.md(f"""
         ## The two heads work as a pair: the composition test
@@ -534,9 +560,18 @@ def _(comp, ind_card, ind_cfg, mo):
         {"its induction score collapses when the previous-token head is off" if comp.score_without_previous < comp.score / 2
          else "on this sequence its induction score does not collapse when the previous-token head is off"},
         and {"barely moves" if abs(comp.score_without_control - comp.score) < comp.score / 4 else "also changes"}
-        without the control head. The script measured the same on 64 sequences: {_m['score']:.3f} →
-        {_m['score_without_previous']:.3f} without the previous-token head, {_m['score_without_control']:.3f} without
-        the control.
+        without the control head. The training script ran the same test on 64 sequences: {_m['score']:.3f} →
+        {_m['score_without_previous']:.3f} without the previous-token head, {_m['score_without_control']:.3f}
+        without the control.
+
+        The previous-token head here is a blurry one: on your sequence
+        L{comp.previous_head[0]}H{comp.previous_head[1]} gives the token just before only
+        {_prof['previous'][comp.previous_head[1]].item():.0%} of its weight and reaches
+        {_prof['distance'][comp.previous_head[1]].item():.1f} tokens back on average (`heads.pattern_profile`,
+        chapter 5): ALiBi lowers this head's score by
+        {ind_model.alibi_slopes[comp.previous_head[1]].item():g} per token of distance, which keeps its
+        weight on the last few tokens without singling out one. That is enough: "the tokens just before me" narrows down the earlier occurrence well enough for the induction
+        head to find it.
         """),
     ])
     return
@@ -618,7 +653,8 @@ def _(ind, lm, loaded, matrix_heatmap, mo, probe_results):
                                           [str(h) for h in range(lm.config.n_heads)],
                                           title=f"{loaded.name}: induction scores on your text, repeated",
                                           row_title="layer", col_title="head", value_title="score",
-                                          scheme="purples", domain=(0, 1), cell=max(14, min(44, 480 // lm.config.n_heads))),
+                                          scheme="purples", domain=(0, 1),
+                                          cell=max(14, min(44, 480 // lm.config.n_heads))),
                            chart_selection=False, legend_selection=False),
     ])
     return
@@ -630,12 +666,13 @@ def _(mo):
     ## Emergent abilities: an open question
 
     Wei et al. (2022, "Emergent Abilities of Large Language Models") collected tasks on which language
-    models score near zero up to some scale of training compute and far above it beyond: abilities
-    that seem to appear suddenly, an **emergent ability**. Schaeffer et al. (2023, "Are Emergent
-    Abilities of Large Language Models a Mirage?") argued that many of these jumps come from how
+    models score near chance up to some scale of training compute and well above it beyond: abilities
+    that seem to appear suddenly. They call such an ability an **emergent ability**. Schaeffer et al.
+    (2023, "Are Emergent Abilities of Large Language Models a Mirage?") argued that many of these jumps come from how
     the tasks are scored. Exact match of a $k$-token answer needs every token right: if each is right
     with probability $p$, independently, the score is $p^k$, which stays near 0 while $p$ grows and then
-    climbs steeply as $p$ nears 1. The per-token loss of the same models, they found, falls smoothly.
+    climbs steeply as $p$ nears 1. Scored with continuous measures instead, they found, the same models
+    improve smoothly and predictably.
 
     The question is still argued over. What this page can do is measure both kinds of metric on the
     same models: character models of TinyShakespeare trained here, from a few thousand parameters to
@@ -651,12 +688,13 @@ def _(mo):
 def _(code_panel, emergence, held_out_text, mo):
     rungs = emergence.ladder()
     continuations = emergence.word_continuations(held_out_text(), **emergence.CONTINUATIONS)
-    rung_scores = {r.name: emergence.continuation_scores(r.model, r.tokenizer, continuations) for r in rungs}
-    k_slider = mo.ui.slider(1, continuations.k, step=1, value=continuations.k, label="characters that must all be right (k)",
+    rung_scores = emergence.ladder_scores()   # continuation_scores of each model on these continuations
+    k_slider = mo.ui.slider(1, continuations.k, step=1, value=continuations.k,
+                            label="characters that must all be right (k)",
                             show_value=True)
     _ex = continuations.texts[0]
     mo.vstack([mo.md(f"{len(continuations.texts):,} continuations from the held-out tenth of TinyShakespeare; the "
-                     f"first: …`{_ex[0][-24:]}` → `{_ex[1]}`."),
+                     f"first: …`{_ex[0][-24:].replace(chr(10), '↵')}` → `{_ex[1]}` (↵ is a new line)."),
                mo.accordion({"continuation_scores (glassformer/analysis/emergence.py)":
                              code_panel(emergence.continuation_scores, highlight=("argmax", "all(1)"))}),
                k_slider])
@@ -678,15 +716,17 @@ def _(SVG, alt, ind_card, k_slider, mo, rung_scores, rungs):
             alt.Tooltip("exact:Q", format=".3f")]
     _loss = alt.Chart(alt.Data(values=_rows)).mark_line(point=True, color="#0ea5e9").encode(
         x=_x, y=alt.Y("loss:Q", title="per-character loss (nats)", scale=alt.Scale(zero=False)), tooltip=_tip,
-    ).properties(width=300, height=220, title="smooth: per-character loss")
+    ).properties(width=300, height=220, title="per-character loss")
     _exact = alt.Chart(alt.Data(values=_rows)).mark_line(point=True, color="#dc2626").encode(
         x=_x, y=alt.Y("exact:Q", title=f"exact match of {_k} characters", scale=alt.Scale(domain=[0, 1])),
-        tooltip=_tip).properties(width=300, height=220, title=f"sharp? all {_k} characters right")
+        tooltip=_tip).properties(width=300, height=220, title=f"all {_k} characters right")
     _table = "\n".join(f"| {r['model']} | {r['parameters']:,} | {r['compute']:.1e} | {r['loss']:.3f} | "
                        f"{r['accuracy']:.1%} | {r['exact']:.1%} | {r['power']:.1%} |" for r in _rows)
     _small, _big = _rows[0], _rows[-1]
     _steady = all(b["loss"] < a["loss"] for a, b in zip(_rows, _rows[1:]))
     _flat = next((i for i, r in enumerate(_rows) if r["exact"] >= 0.01), len(_rows))   # models below 1%
+    _kmax = len(rung_scores[rungs[0].name]["exact"])
+    _below = [sum(rung_scores[r.name]["exact"][j] < 0.01 for r in rungs) for j in range(_kmax)]  # per k
     _fell = _small["loss"] - _rows[_flat - 1]["loss"] if _flat > 0 else 0.0
     if _flat == 0:
         _shape = f"Even the smallest model gets {_small['exact']:.1%} of them all right at this $k$."
@@ -701,15 +741,19 @@ def _(SVG, alt, ind_card, k_slider, mo, rung_scores, rungs):
                            legend_selection=False),
         mo.md("| model | parameters | compute | loss per character | characters right | all "
               f"{_k} right | (characters right)^{_k} |\n|:---|---:|---:|---:|---:|---:|---:|\n" + _table),
-        mo.md(f"From the model with the least training compute to the one with the most, the per-character loss falls from {_small['loss']:.2f} "
+        mo.md(f"From the model with the least training compute to the one with the most, the per-character loss "
+              f"falls from {_small['loss']:.2f} "
               f"to {_big['loss']:.2f} nats, "
               + ("lower at every step up the ladder" if _steady else "though not at every step up the ladder") +
               f", and the share of characters right goes from {_small['accuracy']:.0%} to {_big['accuracy']:.0%}. "
               f"{_shape} The last column is what $p^k$ would give if the characters were independent; the "
               f"measured exact match is {'higher' if _big['exact'] > _big['power'] else 'lower'} for the "
               f"{_big['model']} ({_big['exact']:.1%} against {_big['power']:.1%}): a word's letters are not "
-              f"independent, once the first ones are right the rest are easier. Move $k$ to 1 and the two charts "
-              f"tell the same story; the larger $k$, the longer the exact-match curve stays flat. The compute axis "
+              f"independent, once the first ones are right the rest are easier. Move $k$: at $k = 1$ the exact "
+              f"match is only the first character's accuracy. Models (of {len(_rows)}) that get less than 1% "
+              f"exactly right: " + ", ".join(f"{_n} for $k = {_j}$" for _j, _n in enumerate(_below, 1))
+              + ("; the larger $k$, the longer the curve stays flat" if all(a <= b for a, b in zip(_below, _below[1:]))
+                 else "") + ". The compute axis "
               f"mixes recipes: the {len(_ladder['models']) - 2} small models share one ({_ladder['recipe']['steps']:,} "
               f"steps each, only the size changes), the draft and course models trained longer on recipes of "
               f"their own."),
