@@ -64,13 +64,15 @@ def page(browser):
 
 class Headless:
     """The chapters `keys` run headless in one subprocess (tests/run_chapters.py), started at once;
-    `results()` waits for it: key -> {"ok", "error", "warnings", "seconds"}. Its output goes to files
-    in `folder` (a pipe nobody reads while the tests run could fill up and stall it)."""
+    `results()` waits for it: key -> {"ok", "error", "warnings", "seconds"}; `page(key)` is what the
+    chapter showed, as one text. Its output goes to files in `folder` (a pipe nobody reads while the
+    tests run could fill up and stall it)."""
 
     def __init__(self, folder: Path, keys: list[str], model: str | None = None, env: dict | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
-        command = [sys.executable, str(Path(__file__).parent / "run_chapters.py"),
+        self.out, self.err, self.pages = folder / "stdout.txt", folder / "stderr.txt", folder / "pages"
+        self.pages.mkdir(exist_ok=True)
+        command = [sys.executable, str(Path(__file__).parent / "run_chapters.py"), "--pages", str(self.pages),
                    *(["--model", model] if model else []), *keys]
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True,
@@ -87,6 +89,11 @@ class Headless:
             self._results = json.loads(self.out.read_text().strip().splitlines()[-1])
         return self._results
 
+    def page(self, key: str) -> str:
+        result = self.results()[key]
+        assert result["ok"], f"chapter {key} failed headless: {result['error']}"
+        return (self.pages / f"{key}.txt").read_text()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def headless_runs(request, tmp_path_factory):
@@ -94,7 +101,8 @@ def headless_runs(request, tmp_path_factory):
     every built chapter and the template on the default (course) model, and every built chapter
     with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
     selected test needs them, so they run while the first tests wait on the browser."""
-    if not any({"headless", "headless_bpe"} & set(item.fixturenames) for item in request.session.items):
+    users = {"headless", "headless_bpe", "course_page"}
+    if not any(users & set(item.fixturenames) for item in request.session.items):
         yield None
         return
     from glassformer.course import catalog
@@ -109,3 +117,11 @@ def headless_runs(request, tmp_path_factory):
     for run in runs.values():
         if run.proc.poll() is None:
             run.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def course_page(headless_runs):
+    """key -> the text chapter `key` showed in the headless run on the course model, with the default
+    text and settings (a fresh data folder): a claim about a page's default state is checked on that
+    run instead of running the chapter once more."""
+    return headless_runs["course"].page

@@ -1,11 +1,13 @@
 """Run chapter notebooks headless, one after another in one process, and print what happened.
 
-    python tests/run_chapters.py [--model NAME] KEY [KEY ...]     -> one JSON line on stdout
+    python tests/run_chapters.py [--model NAME] [--pages DIR] KEY [KEY ...]     -> one JSON line on stdout
 
 Each chapter runs exactly as `python chapter.py` runs it (marimo's app.run(): every cell, in
 order, no browser), but the interpreter, torch and marimo start once for all of them. For each
 chapter: whether it ran without an exception, the exception's traceback if not, the warnings the
-course logged while it ran (a model that could not load, say), and its time.
+course logged while it ran (a model that could not load, say), and its time. With --pages, each
+chapter's outputs are also written to DIR/<key>.txt as one text (what `page_text` in the tests reads),
+so tests that check a page's default state read it instead of running the chapter again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import time
 import traceback
+from pathlib import Path
 
 
 class Collect(logging.Handler):
@@ -27,9 +30,15 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def page_text(outputs) -> str:
+    """A chapter's outputs (from app.run()) as one text: the HTML of every cell's output."""
+    return "\n".join(str(getattr(o, "text", o)) for o in outputs if o is not None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="the model the picker starts on (saved setting)")
+    parser.add_argument("--pages", help="folder for each chapter's outputs as text (<key>.txt)")
     parser.add_argument("keys", nargs="+")
     args = parser.parse_args()
 
@@ -47,7 +56,9 @@ def main() -> None:
             spec = importlib.util.spec_from_file_location(f"chapter_{key}", catalog.CHAPTER_DIR / chapter.module)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            module.app.run()
+            outputs, _ = module.app.run()
+            if args.pages:
+                Path(args.pages, f"{key}.txt").write_text(page_text(outputs))
             error = None
         except BaseException:  # noqa: BLE001  (reported, then the next chapter runs)
             error = traceback.format_exc()[-3000:]

@@ -22,7 +22,8 @@ def learner_data(tmp_path, monkeypatch):
 
 
 def page_text(key: str) -> str:
-    """Run chapter `key` as marimo does and return all its outputs as one text."""
+    """Run chapter `key` as marimo does and return all its outputs as one text (for a page in a state of
+    the test's own; a page's default state comes from the `course_page` fixture, run once per session)."""
     chapter = catalog.chapter(key)
     spec = importlib.util.spec_from_file_location(f"chapter_{key}", catalog.CHAPTER_DIR / chapter.module)
     module = importlib.util.module_from_spec(spec)
@@ -31,8 +32,8 @@ def page_text(key: str) -> str:
     return "\n".join(str(getattr(o, "text", o)) for o in outputs if o is not None)
 
 
-def test_chapter_0_shows_the_measured_difference_between_parallel_and_one_at_a_time():
-    text = page_text("0")
+def test_chapter_0_shows_the_measured_difference_between_parallel_and_one_at_a_time(course_page):
+    text = course_page("0")  # the headless run's page: default text, course model
     diffs = [float(x) for x in re.findall(r"<td>(\d\.\de[-+]\d+)</td>", text)]
     assert len(diffs) >= 2, "the timing table with max |Δ logit| per length is missing"
     assert all(abs(d) <= 1e-4 for d in diffs), diffs
@@ -51,8 +52,8 @@ def test_chapter_0_shows_the_measured_difference_between_parallel_and_one_at_a_t
         assert hi1 <= lo0 + verdict_checks.ROUNDING, rows
 
 
-def test_chapter_8_hand_example_matches_a_hand_computation():
-    text = page_text("8")
+def test_chapter_8_hand_example_matches_a_hand_computation(course_page):
+    text = course_page("8")  # the headless run's page: default text, course model
     e = [math.exp(2), math.exp(1), 1.0]
     soft = [v / sum(e) for v in e]
     e_half = [math.exp(4), math.exp(2), 1.0]
@@ -63,8 +64,8 @@ def test_chapter_8_hand_example_matches_a_hand_computation():
         assert cells in text, f"row {row} not on the page"
 
 
-def test_chapter_1_steps_bpe_by_hand():
-    text = page_text("1")
+def test_chapter_1_steps_bpe_by_hand(course_page):
+    text = course_page("1")  # the headless run's page: default text, course model
     # "aaabdaaabac": aa occurs 4 times, then ab and Za tie at 2 (the smaller ids win), then Z+Y.
     assert "a a: 4" in text and "a b: 2, Z a: 2" in text and "Z Y: 2" in text
     assert "[258, 100, 258, 97, 99]" in text
@@ -85,7 +86,7 @@ def test_chapter_1_steps_bpe_by_hand():
         assert high >= predicted / 1.1 - slack and low <= predicted * 1.1 + slack
 
 
-def test_chapter_4_counts_one_sided_queries_among_those_with_a_choice():
+def test_chapter_4_counts_one_sided_queries_among_those_with_a_choice(course_page):
     """Position 0 has one key, itself, and always puts 100% there: the share of one-sided queries
     must leave it out. Recounted from the course model's own scores, with softmax by hand."""
     import torch
@@ -93,7 +94,7 @@ def test_chapter_4_counts_one_sided_queries_among_those_with_a_choice():
     from glassformer.course.common import DEFAULT_TEXT
     from glassformer.registry import load_model
 
-    text = page_text("4")
+    text = course_page("4")  # the headless run's page: default text, course model
     found = re.search(r"of the (\d+) queries with more than one key to choose from .*? lands on a single key in "
                       r"(\d+) with the division and in (\d+) without it", text)
     assert found, "the sentence about queries that put more than 99% on one key is missing"
