@@ -75,7 +75,9 @@ class Headless:
         command = [sys.executable, str(Path(__file__).parent / "run_chapters.py"), "--pages", str(self.pages),
                    *(["--model", model] if model else []), *keys]
         with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True,
+            # Niced: the runs fill the cores the foreground tests leave idle (browser tests wait a lot)
+            # instead of slowing them; they are only waited for late in the session.
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, preexec_fn=lambda: os.nice(10),
                                          env={**os.environ, "GLASSFORMER_DATA": str(folder / "data"),
                                               "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
         self._results: dict | None = None

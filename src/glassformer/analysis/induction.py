@@ -7,8 +7,8 @@ the model predicts B again. On a random sequence repeated twice,
     x_0 x_1 ... x_{n-1} | x_0 x_1 ... x_{n-1}        (period n, length 2n)
 
 nothing in the first half can be predicted (random tokens), and everything in the second half
-can, from the first half. Such a head has a recognisable pattern: from query t in the repeat
-(token x_{t-n}) it attends to key t - n + 1 (the token after x_{t-n}'s first occurrence), a
+after its first token can, from the first half. Such a head has a recognisable pattern: from query t in the repeat
+(token x_{t-n}) it attends to key t - n + 1 (the token after x_{t-n} in the first copy), a
 stripe parallel to the diagonal, n - 1 positions to its left (Olsson et al. 2022, "In-context
 Learning and Induction Heads"; Elhage et al. 2021, "A Mathematical Framework for Transformer
 Circuits").

@@ -49,7 +49,7 @@ def _(mo):
     context alone. Olsson et al. (2022, "In-context Learning and Induction Heads") argue that
     induction heads are behind much of the in-context learning of large models.
 
-    Rather than draw such a head, the page finds one: in a small model trained on this machine, by a
+    Rather than draw such a head, the page finds one: in a small model trained for this course, by a
     score, by its picture, and by switching it off.
     """)
     return
@@ -70,8 +70,8 @@ def _(registry, toy):
 def _(ind_card, ind_cfg, ind_model, mo, toy):
     _r = ind_card["recipe"]["train"]
     _c = ind_card["comparisons"]
-    _rows = "\n    ".join(f"| {name} | {v['best_induction_score']:.3f} | {v['loss_first_copy']:.2f} | "
-                           f"{v['loss_repeat']:.2f} |" for name, v in _c.items())
+    _rows = "\n    ".join(f"| {name.replace('N(0, 0.02)', 'N(0, 0.02²)')} | {v['best_induction_score']:.3f} | "
+                           f"{v['loss_first_copy']:.2f} | {v['loss_repeat']:.2f} |" for name, v in _c.items())
     _wide = toy.score_spread(toy.fresh_model(ind_cfg, toy.Recipe()), toy.probe())
     _narrow = toy.score_spread(toy.fresh_model(ind_cfg, toy.Recipe(qkv_std=0.02)), toy.probe())
     mo.md(f"""
@@ -175,8 +175,8 @@ def _(best_head, ind_cfg, mo):
 
     Below: one head's pattern on your sequence, starting on the head with the highest induction score
     (layer {best_head[0]}, head {best_head[1]}). Hover a cell for its weight. The frame marks the cells
-    an induction head should fill: from each token of the second copy to the token after its first
-    occurrence, a stripe parallel to the diagonal, $n-1$ columns to its left.
+    an induction head should fill: from each token of the second copy to the token that followed it in
+    the first copy, a stripe parallel to the diagonal, $n-1$ columns to its left.
     """), mo.hstack([pick_layer, pick_head], justify="start")])
     return pick_head, pick_layer
 
@@ -225,8 +225,8 @@ def _(best_head, ind, ind_card, matrix_heatmap, mo, period, seq_scores):
               f"{seq_scores.induction[best_head].item():.3f}, "
               f"{seq_scores.induction[best_head].item() / _uniform:.0f}× the {_uniform:.3f} of a head with no "
               f"preference. In layer 0 the head that looks most at the previous token is head {_prev[1]} "
-              f"({seq_scores.previous[_prev].item():.3f}). On 64 other random sequences of 32 tokens, the "
-              f"training script measured layer {_card_best['layer']}, head {_card_best['head']} as the best, with "
+              f"({seq_scores.previous[_prev].item():.3f}). On 64 random sequences of 32 tokens, each written twice, "
+              f"the training script measured layer {_card_best['layer']}, head {_card_best['head']} as the best, with "
               f"{_card_best['induction_score']:.3f}."),
     ])
     return (score_grid,)
@@ -267,8 +267,9 @@ def _(alt, SVG, ind, ind_cfg, math, mo, period, seq_losses, seq_text):
                            legend_selection=False),
         mo.md(f"Mean loss on the first copy: **{_first:.2f}** nats (a uniform guess costs ln {ind_cfg.vocab_size} = "
               f"{math.log(ind_cfg.vocab_size):.2f}"
-              + ("; the trained model does a little worse than that on random tokens, because it bets some "
-                 "probability on a repeat that does not come" if _first > math.log(ind_cfg.vocab_size) else "") +
+              + ("; the trained model does a little worse than that on random tokens: anything but an even "
+                 "spread costs extra there, and it leans towards tokens it has already read, which in its "
+                 "training often came back" if _first > math.log(ind_cfg.vocab_size) else "") +
               f"); on the repeat: **{_repeat:.2f}**. The difference, "
               f"{_repeat - _first:+.2f} nats, is this sequence's **in-context-learning score**: loss late in the "
               f"context minus loss early (Olsson et al. measure it on real text as the loss at token 500 minus "
@@ -318,7 +319,7 @@ def _(history_charts, ind_card, ind_history, mo, toy):
     _b = _ch["before"]
     _end = ind_history[-1]
     _gap = lambda r: r["loss_first"] - r["loss_repeat"]  # noqa: E731
-    _calm = next((r for r in ind_history if _gap(r) >= 0.5), ind_history[-1])
+    _calm = next((r for r in ind_history if _gap(r) >= 0.25), ind_history[-1])
     _calm = ind_history[max(0, ind_history.index(_calm) - 1)]                 # the last row before the gap opens
     _calm_gap = max(_gap(r) for r in ind_history[:ind_history.index(_calm) + 1])
     _storm = next((r for r in ind_history if _gap(r) >= 3.0), None)
@@ -502,7 +503,7 @@ def _(ind, ind_model, period, seq_ids, seq_scores):
 
 
 @app.cell
-def _(comp, heads, ind_card, ind_cfg, ind_model, mo, seq_scores):
+def _(comp, heads, ind_card, ind_cfg, ind_model, mo, period, seq_scores):
     def composition_svg(c, n_heads):
         """Two rows of heads; an arrow from the previous-token head up to the induction head."""
         w, gap = 92, 14
@@ -534,6 +535,28 @@ def _(comp, heads, ind_card, ind_cfg, ind_model, mo, seq_scores):
 
     _m = ind_card["measured"]["composition"]
     _prof = heads.pattern_profile(seq_scores.patterns[comp.previous_head[0]])   # {measure: (H,)}
+    _p, _i = comp.previous_head, comp.induction_head
+    _collapse = comp.score_without_previous < comp.score / 2
+    _rel = (comp.score_without_control - comp.score) / comp.score
+    _said = ("Nothing in layer 1 was touched, yet its induction score collapses when the previous-token head is off"
+             if _collapse else
+             f"On this sequence its induction score does not collapse when L{_p[0]}H{_p[1]} is off. With only "
+             f"{period} tokens per copy, a head that spreads its weight over the few tokens before it gives the "
+             f"previous one a large share too, so the highest previous-token score need not belong to the head "
+             f"the induction head reads: switch layer-0 heads off one at a time above and watch "
+             f"L{_i[0]}H{_i[1]}'s score")
+    _said += (". Without the control head it " + ("barely moves" if abs(_rel) < 0.1 else
+                                                 f"{'falls' if _rel < 0 else 'rises'} by {abs(_rel):.0%}") + ".")
+    _blurry = (f"""
+        The previous-token head here is a blurry one: on your sequence
+        L{_p[0]}H{_p[1]} gives the token just before only
+        {_prof['previous'][_p[1]].item():.0%} of its weight and reaches
+        {_prof['distance'][_p[1]].item():.1f} tokens back on average (`heads.pattern_profile`,
+        chapter 5): ALiBi lowers this head's score by
+        {ind_model.alibi_slopes[_p[1]].item():g} per token of distance, which keeps its
+        weight on the last few tokens without singling out one. That is enough: "the tokens just before me"
+        narrows down the earlier occurrence well enough for the induction head to find it.
+        """ if _collapse else "")
     mo.vstack([
         mo.md(f"""
         ## The two heads work as a pair: the composition test
@@ -556,23 +579,10 @@ def _(comp, heads, ind_card, ind_cfg, ind_model, mo, seq_scores):
         | without L{comp.previous_head[0]}H{comp.previous_head[1]} (previous token) | {comp.score_without_previous:.3f} | {comp.repeat_loss_without_previous:.2f} |
         | without L{comp.control_head[0]}H{comp.control_head[1]} (control) | {comp.score_without_control:.3f} | {comp.repeat_loss_without_control:.2f} |
 
-        Nothing in layer 1 was touched, yet
-        {"its induction score collapses when the previous-token head is off" if comp.score_without_previous < comp.score / 2
-         else "on this sequence its induction score does not collapse when the previous-token head is off"},
-        and {"barely moves" if abs(comp.score_without_control - comp.score) < comp.score / 4 else "also changes"}
-        without the control head. The training script ran the same test on 64 sequences: {_m['score']:.3f} →
+        {_said} The training script ran the same test on 64 sequences: {_m['score']:.3f} →
         {_m['score_without_previous']:.3f} without the previous-token head, {_m['score_without_control']:.3f}
         without the control.
-
-        The previous-token head here is a blurry one: on your sequence
-        L{comp.previous_head[0]}H{comp.previous_head[1]} gives the token just before only
-        {_prof['previous'][comp.previous_head[1]].item():.0%} of its weight and reaches
-        {_prof['distance'][comp.previous_head[1]].item():.1f} tokens back on average (`heads.pattern_profile`,
-        chapter 5): ALiBi lowers this head's score by
-        {ind_model.alibi_slopes[comp.previous_head[1]].item():g} per token of distance, which keeps its
-        weight on the last few tokens without singling out one. That is enough: "the tokens just before me" narrows down the earlier occurrence well enough for the induction
-        head to find it.
-        """),
+        {_blurry}"""),
     ])
     return
 
@@ -583,7 +593,7 @@ def _(mo):
     ## On a model trained on text
 
     The same scores work on any model: write a text twice and look for heads that attend from each token
-    of the second copy to the token after its first occurrence. Below, the chosen model reads three
+    of the second copy to the token that followed it in the first copy. Below, the chosen model reads three
     repeated texts: yours, a passage of held-out Shakespeare, and random tokens of its vocabulary
     (the last one can only be predicted by copying).
     """)
@@ -623,7 +633,7 @@ def _(common, held_out_text, ind, mo, picker, text, torch):
 
 
 @app.cell
-def _(ind, lm, loaded, matrix_heatmap, mo, probe_results):
+def _(ind, ind_card, lm, loaded, matrix_heatmap, mo, probe_results):
     _rows = []
     for _name, (_s, (_first, _repeat), _n) in probe_results.items():
         _b = _s.best("induction")
@@ -634,17 +644,23 @@ def _(ind, lm, loaded, matrix_heatmap, mo, probe_results):
     _rnd, (_rf, _rr), _rn = probe_results["random tokens"]
     _best_r = _rnd.best("induction")
     _ratio = _rnd.induction[_best_r].item() / ind.uniform_induction(2 * _rn, _rn)
+    _easier, _stands = _rr < _rf - 0.5, _ratio > 5
+    _toy_step = ind_card["history"]["first_step_best_head_reached_0.5"]
     _verdict = (f"On random tokens the best head of **{loaded.name}**, L{_best_r[0]}H{_best_r[1]}, puts "
                 f"{_rnd.induction[_best_r].item():.1%} of its weight where an induction head would, {_ratio:.1f}× "
                 f"what spreading evenly would give, and the repeat's loss is {_rr:.2f} nats against {_rf:.2f} for the "
                 f"first copy. " +
-                ("This model has a head that copies: the repeat got easier." if _rr < _rf - 0.5 and _ratio > 5 else
-                 "This model does not copy: the repeat is no easier than the first copy, and no head attends "
-                 "where an induction head would. Nothing guarantees one: its training did not produce it, "
-                 "while the toy above, which had nothing but repeats to learn from, grew one in a few hundred "
+                ("This model has a head that copies: the repeat got easier." if _easier and _stands else
+                 "The repeat got easier, but no single head stands out as an induction head by this score."
+                 if _easier else
+                 "A head attends where an induction head would, yet the repeat is not much easier than the first "
+                 "copy." if _stands else
+                 "This model does not copy: the repeat is no easier than the first copy, and no head stands out "
+                 "as an induction head. Nothing guarantees one: its training did not produce it, while the toy "
+                 f"above, which had nothing but repeats to learn from, had a head scoring 0.5 after {_toy_step:,} "
                  "steps."
                  if _rr >= _rf - 0.1 else
-                 "The repeat got somewhat easier, but no head stands out as an induction head."))
+                 "The repeat got a little easier, but no head stands out as an induction head."))
     mo.vstack([
         mo.md("| repeated text | tokens per copy | best head | its induction score | no preference | loss, first copy "
               "| loss, repeat | in-context score |\n|:---|---:|:---|---:|---:|---:|---:|---:|\n" + "\n".join(_rows)),
@@ -736,6 +752,14 @@ def _(SVG, alt, ind_card, k_slider, mo, rung_scores, rungs):
         _shape = (f"Exact match stays below 1% for the first {_flat} model{'s' if _flat > 1 else ''}, over which the "
                   f"loss already falls {_fell:.2f} of the {_small['loss'] - _big['loss']:.2f} nats it falls in all, "
                   f"and then climbs to {_big['exact']:.1%} for the {_big['model']}.")
+    _first_acc = rung_scores[_big["model"]]["exact"][0]                     # the first character's accuracy
+    if _big["exact"] > _big["power"]:
+        _why = "higher: a word's letters are not independent, once the first ones are right the rest are easier"
+    elif _first_acc < _big["accuracy"]:
+        _why = (f"lower: the first character after the given letters is harder than the average one (right "
+                f"{_first_acc:.1%} of the time, against {_big['accuracy']:.1%} over all {_kmax} positions)")
+    else:
+        _why = "lower"
     mo.vstack([
         mo.ui.altair_chart(alt.hconcat(_loss, _exact).properties(usermeta=SVG), chart_selection=False,
                            legend_selection=False),
@@ -746,17 +770,17 @@ def _(SVG, alt, ind_card, k_slider, mo, rung_scores, rungs):
               f"to {_big['loss']:.2f} nats, "
               + ("lower at every step up the ladder" if _steady else "though not at every step up the ladder") +
               f", and the share of characters right goes from {_small['accuracy']:.0%} to {_big['accuracy']:.0%}. "
-              f"{_shape} The last column is what $p^k$ would give if the characters were independent; the "
-              f"measured exact match is {'higher' if _big['exact'] > _big['power'] else 'lower'} for the "
-              f"{_big['model']} ({_big['exact']:.1%} against {_big['power']:.1%}): a word's letters are not "
-              f"independent, once the first ones are right the rest are easier. Move $k$: at $k = 1$ the exact "
-              f"match is only the first character's accuracy. Models (of {len(_rows)}) that get less than 1% "
+              f"{_shape} The last column is what $p^k$ would give if every character were right with the same "
+              f"probability $p$ (the share of characters right), independently of the others. For the "
+              f"{_big['model']} the measured exact match is {_big['exact']:.1%} against {_big['power']:.1%}, "
+              f"{_why}. Move $k$: at $k = 1$ the exact match is only the first character's accuracy. "
+              f"Models (of {len(_rows)}) that get less than 1% "
               f"exactly right: " + ", ".join(f"{_n} for $k = {_j}$" for _j, _n in enumerate(_below, 1))
               + ("; the larger $k$, the longer the curve stays flat" if all(a <= b for a, b in zip(_below, _below[1:]))
                  else "") + ". The compute axis "
-              f"mixes recipes: the {len(_ladder['models']) - 2} small models share one ({_ladder['recipe']['steps']:,} "
-              f"steps each, only the size changes), the draft and course models trained longer on recipes of "
-              f"their own."),
+              f"mixes recipes: the {len(_ladder['models']) - 2} models named by width and layers (d16-L1 is width "
+              f"16, one layer) share one ({_ladder['recipe']['steps']:,} steps each, only the size changes), the "
+              f"draft and course models trained longer on recipes of their own."),
     ])
     return
 
@@ -778,8 +802,9 @@ def _(Question):
                   "write that into the position",
                   "Softmax cannot put much weight on one position in the first layer",
                   "The MLP of the first layer has to run first"], 1,
-                 "A token's own vector carries its token and position. 'The token before me was A' has to be "
-                 "moved in by a previous-token head; switching that head off removes the induction score."),
+                 "A token's own vector carries only what the input gave it: its token (and, in models with "
+                 "position vectors, its position). 'The token before me was A' has to be moved in by a "
+                 "previous-token head; switching that head off removes the induction score."),
         Question("icl-score", "A model's loss on the second copy of a repeated text is 0.4 nats and on the first "
                  "copy 4.1. Its in-context-learning score (late minus early) is…",
                  ["−3.7: it predicts much better after reading the pattern",
