@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 LAYERS = [
-    ["glassformer.tokenizers"],
+    ["glassformer.tokenizers", "glassformer.timing"],
     ["glassformer.model"],
     ["glassformer.checkpoint", "glassformer.precision", "glassformer.sampling", "glassformer.data",
-     "glassformer.chat", "glassformer.lora"],
+     "glassformer.chat", "glassformer.lora", "glassformer.machine"],
     ["glassformer.pretrained", "glassformer.generate", "glassformer.optim", "glassformer.errors"],
     ["glassformer.train", "glassformer.registry", "glassformer.threads", "glassformer.memory"],
     ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths",
