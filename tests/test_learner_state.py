@@ -111,3 +111,22 @@ def test_a_damaged_progress_file_is_set_aside_and_named(tmp_path, monkeypatch, d
     aside = next(p for p in damaged if p.parent == tmp_path)
     assert aside.name.startswith("progress.sqlite3.damaged-")
     assert str(aside) in server.home_page()
+
+
+def test_an_io_error_is_not_mistaken_for_a_damaged_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSFORMER_DATA", str(tmp_path))
+    from glassformer.course import store
+
+    store.mark_visited("0")                                   # a healthy store, checked once
+    store._checked.discard(tmp_path / "progress.sqlite3")     # as if a new process opened it
+    real_open = store._open
+
+    def failing_once(path):
+        monkeypatch.setattr(store, "_open", real_open)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_open", failing_once)
+    with pytest.raises(sqlite3.OperationalError):
+        store.progress()
+    assert not [p for p in store.damaged_files() if p.parent == tmp_path]
+    assert store.progress()["0"]["visited"]                   # the file is still there, untouched

@@ -211,3 +211,25 @@ def test_a_page_on_another_port_cannot_press_start(server, data_dir, page):
     finally:
         other.shutdown()
         live_training.stop(data_dir)
+
+
+def test_marimos_event_stream_and_cross_site_subrequests_are_refused(server):
+    """GET /chapter/N/sse opens a kernel session like the websocket does: an <img> or <iframe> on another
+    site (no Origin, Sec-Fetch-Site: cross-site) must not start one; nor may any other cross-site subrequest."""
+    for headers in ({"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}, {}):
+        status, _ = request(server, "GET", "/chapter/0/sse?session_id=s-guard-sse", headers)
+        assert status == 403, headers
+    status, _ = request(server, "GET", "/chapter/0/", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                                                       "Sec-Fetch-Dest": "iframe"})
+    assert status == 403, "another site may not frame a chapter"
+    # a link from another site to a chapter still opens it
+    status, _ = request(server, "GET", "/chapter/0/", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                                                       "Sec-Fetch-Dest": "document"})
+    assert status == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/chapter/0/"])
+def test_no_page_can_be_framed_by_another_site(server, path):
+    _, headers = request(server, "GET", path)
+    assert headers.get("x-frame-options") == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in headers.get("content-security-policy", "")

@@ -10,9 +10,13 @@ the server, like Jupyter's, checks three things on every request before any rout
    asked to bind; with `--host 0.0.0.0`, any address or name of this machine). A site that makes its
    own DNS name point at 127.0.0.1 (DNS rebinding) sends its own name here, and is refused.
 2. **Origin.** A request whose Origin header names another site is refused, whatever its method.
-3. **State changes come from our pages.** Any method but GET and HEAD, and every websocket (a
-   chapter's kernel is driven through one), must show that a page of this server sent it: an Origin
-   equal to our own, or, for the rare browser request without Origin, `Sec-Fetch-Site: same-origin`.
+3. **State changes come from our pages.** Any method but GET and HEAD, every websocket and marimo's
+   event stream (`.../sse`, a GET that opens a kernel session), must show that a page of this server
+   sent it: an Origin equal to our own, or, for a browser request without Origin, `Sec-Fetch-Site:
+   same-origin`. A browser request from another site (`Sec-Fetch-Site: cross-site` or `same-site`)
+   is refused unless it is the learner following a link to a page (a top-level navigation).
+4. **No framing.** Every answer says `X-Frame-Options: SAMEORIGIN` and `frame-ancestors 'self'`, so
+   another site cannot show a chapter in a hidden frame and trick the learner into clicking in it.
 
 No response carries a CORS header: marimo's mounts answer `Access-Control-Allow-Origin: *` (its
 ASGI builder assumes the embedding app does its own authentication), and this guard strips it, so a
@@ -34,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+NO_FRAMING = [(b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", b"frame-ancestors 'self'")]
 
 
 def machine_addresses() -> set[str]:
@@ -74,8 +79,8 @@ def host_name(host_header: str) -> str:
 def verdict(request: dict, hosts: Iterable[str], websocket: bool = False) -> str | None:
     """Why a request must be refused, or None to let it through.
 
-    `request` holds the method and the headers (lower-case names) of an HTTP request or a websocket
-    upgrade. The rules are the module docstring's."""
+    `request` holds the method, the path and the headers (lower-case names) of an HTTP request or a
+    websocket upgrade. The rules are the module docstring's."""
     headers = request["headers"]
     host = headers.get("host", "")
     if host_name(host) not in hosts:
@@ -84,11 +89,14 @@ def verdict(request: dict, hosts: Iterable[str], websocket: bool = False) -> str
     own = (f"http://{host}".lower(), f"https://{host}".lower())
     if origin is not None and origin.lower() not in own:
         return f"its Origin ({origin}) is not this server"
-    changes_state = websocket or request["method"] not in SAFE_METHODS
-    if changes_state and origin is None:
-        site = headers.get("sec-fetch-site")
-        if site not in ("same-origin", "none"):
-            return "it does not show that a page of this server sent it (no Origin header)"
+    site = headers.get("sec-fetch-site")
+    navigation = headers.get("sec-fetch-mode") == "navigate" and headers.get("sec-fetch-dest") == "document"
+    if site in ("cross-site", "same-site") and not navigation:
+        return f"another site's page sent it (Sec-Fetch-Site: {site})"
+    changes_state = (websocket or request["method"] not in SAFE_METHODS
+                     or request.get("path", "").rstrip("/").endswith("/sse"))
+    if changes_state and origin is None and site not in ("same-origin", "none"):
+        return "it does not show that a page of this server sent it (no Origin header)"
     return None
 
 
@@ -105,7 +113,8 @@ class OwnPagesOnly:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         websocket = scope["type"] == "websocket"
-        why = verdict({"method": scope.get("method", "GET"), "headers": headers}, self.hosts, websocket)
+        why = verdict({"method": scope.get("method", "GET"), "path": scope.get("path", ""), "headers": headers},
+                      self.hosts, websocket)
         if why is not None:
             await refuse(scope, send, why)
             return
@@ -113,7 +122,7 @@ class OwnPagesOnly:
         async def send_without_cors(message: dict) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [(k, v) for k, v in message.get("headers", [])
-                                      if not k.lower().startswith(b"access-control-")]
+                                      if not k.lower().startswith(b"access-control-")] + NO_FRAMING
             await send(message)
 
         await self.app(scope, receive, send_without_cors)

@@ -69,17 +69,17 @@ def _open(path: Path) -> sqlite3.Connection:
 
 def _open_checked(path: Path) -> sqlite3.Connection:
     """Open `path`, and if SQLite finds it damaged, move it aside and start a fresh one."""
+    conn = None
     try:
         conn = _open(path)
-        ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        if ok:
+        if conn.execute("PRAGMA quick_check").fetchone()[0] == "ok":
             return conn
-        conn.close()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise  # a writer holds it: not damage
+    except sqlite3.OperationalError:
+        raise  # locked, busy, a disk I/O error, no file handles left: trouble, but not a damaged file
     except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
         pass
+    if conn is not None:
+        conn.close()
     dest = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     n = 2
     while dest.exists():
