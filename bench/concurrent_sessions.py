@@ -6,7 +6,8 @@ an error), how many fail, and how long the slowest took.
     python bench/concurrent_sessions.py --chapter 4 --sessions 30
 
 Each session is what a browser tab opens: a websocket to /chapter/<key>/ws sent from the course's own
-origin. The server is started here, on a free port, with a throwaway data folder."""
+origin. The server is started here (tests/course_server.py's Server), on a free port, with a throwaway
+data folder."""
 
 from __future__ import annotations
 
@@ -14,37 +15,15 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "glassformer.cli", "start", "--no-browser", "--port", str(port)],
-                            env={**os.environ, "GLASSFORMER_DATA": data, "HF_HUB_OFFLINE": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the course server exited: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the course server did not start within 120 s")
+from course_server import Server  # noqa: E402  (the test suite's course server, as bench/ui_latency.py uses)
 
 
 async def one_session(url: str, chapter: str, n: int, timeout: float) -> dict:
@@ -85,7 +64,8 @@ def main() -> int:
     model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     print(f"CPU: {model}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as data:
-        proc, url = start_server(data)
+        server = Server(Path(data)).start()
+        url = server.url
         try:
             failed = 0
             for chapter, count in zip(chapters, counts):
@@ -99,8 +79,7 @@ def main() -> int:
                 for r in bad[:5]:
                     print(f"  failed after {r['seconds']:.1f} s: {r['error']}")
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            server.stop()
     return 1 if failed else 0
 
 

@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from glassformer.course import live_training
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from test_ch09_training import wait_for  # the live-training tests' poll-until helper
 
 
 def _state(pid: int) -> str | None:
@@ -43,12 +34,12 @@ def test_a_new_run_keeps_the_previous_one_and_an_ended_run_is_reaped(tmp_path):
     assert (kept / "checkpoint.safetensors").read_bytes() == b"the learner's resumable run"
     assert (kept / "metrics.jsonl").exists() and not (folder / "checkpoint.safetensors").exists()
     # Nobody polls: the launching process must still reap its child once it exits (no zombie).
-    _wait(lambda: (folder / "exit.json").exists(), 60, "the run to end")
-    _wait(lambda: _state(info["pid"]) in (None,), 10, f"pid {info['pid']} to be reaped (state {_state(info['pid'])})")
+    wait_for(lambda: (folder / "exit.json").exists(), 60, "the run to end")
+    wait_for(lambda: _state(info["pid"]) in (None,), 10, f"pid {info['pid']} to be reaped (state {_state(info['pid'])})")
     # A second start keeps the first one's folder too, under another name.
     again = live_training.launch(tmp_path, folder, ["--preset", "no-such-preset"])
     assert again["kept"] and Path(again["kept"]) != kept and (Path(again["kept"]) / "train.log").exists()
-    _wait(lambda: (folder / "exit.json").exists(), 60, "the second run to end")
+    wait_for(lambda: (folder / "exit.json").exists(), 60, "the second run to end")
 
 
 def test_resume_keeps_the_folder_in_place(tmp_path):
@@ -59,7 +50,7 @@ def test_resume_keeps_the_folder_in_place(tmp_path):
     assert live_training.keep_aside(tmp_path / "empty") is None
     info = live_training.launch(tmp_path, folder, ["--preset", "no-such-preset"], resume=True)
     assert info["kept"] is None and (folder / "checkpoint.safetensors").exists()
-    _wait(lambda: (folder / "exit.json").exists(), 60, "the run to end")
+    wait_for(lambda: (folder / "exit.json").exists(), 60, "the run to end")
 
 
 def test_an_oversized_text_is_cut_before_any_per_character_work(tmp_path, monkeypatch):
