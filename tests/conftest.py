@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,31 +65,50 @@ def page(browser):
 # The headless chapter runs (tests/test_course.py): two subprocesses started with the session.
 
 class Headless:
-    """The chapters `keys` run headless in one subprocess (tests/run_chapters.py), started at once;
-    `results()` waits for it: key -> {"ok", "error", "warnings", "seconds"}; `page(key)` is what the
-    chapter showed, as one text. Its output goes to files in `folder` (a pipe nobody reads while the
-    tests run could fill up and stall it)."""
+    """The chapters `keys` run headless in one subprocess (tests/run_chapters.py); `results()` waits for
+    it: key -> {"ok", "error", "warnings", "seconds"}; `page(key)` is what the chapter showed, as one
+    text. Its output goes to files in `folder` (a pipe nobody reads while the tests run could fill up
+    and stall it), and its exit status to `folder`/exit_status, so that a process that did not start
+    the run (the other pytest-xdist worker) can wait for it too: `Headless.attach(folder)`."""
 
-    def __init__(self, folder: Path, keys: list[str], model: str | None = None, env: dict | None = None) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path, keys: list[str] | None = None, model: str | None = None,
+                 env: dict | None = None) -> None:
         self.out, self.err, self.pages = folder / "stdout.txt", folder / "stderr.txt", folder / "pages"
+        self.status = folder / "exit_status"
+        self.proc = None
+        self._results: dict | None = None
+        if keys is None:  # attached: another process started the run
+            return
+        folder.mkdir(parents=True, exist_ok=True)
         self.pages.mkdir(exist_ok=True)
         command = [sys.executable, str(Path(__file__).parent / "run_chapters.py"), "--pages", str(self.pages),
                    *(["--model", model] if model else []), *keys]
         with self.out.open("w") as out, self.err.open("w") as err:
             # Niced: the runs fill the cores the foreground tests leave idle (browser tests wait a lot)
             # instead of slowing them; they are only waited for late in the session.
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, preexec_fn=lambda: os.nice(10),
+            self.proc = subprocess.Popen(["sh", "-c", '"$@"; echo $? > "$0"', str(self.status), *command],
+                                         stdout=out, stderr=err, text=True, preexec_fn=lambda: os.nice(10),
+                                         start_new_session=True,   # killed as a group: sh and the run
                                          env={**os.environ, "GLASSFORMER_DATA": str(folder / "data"),
                                               "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
-        self._results: dict | None = None
+
+    @classmethod
+    def attach(cls, folder: Path) -> "Headless":
+        return cls(folder)
+
+    def wait(self, timeout: float = 600) -> int:
+        deadline = time.time() + timeout
+        while not (self.status.exists() and self.status.read_text().strip()):
+            assert time.time() < deadline, f"the headless run in {self.status.parent} did not end in {timeout:.0f} s"
+            time.sleep(0.2)
+        return int(self.status.read_text())
 
     def results(self) -> dict:
         import json
 
         if self._results is None:
-            self.proc.wait(timeout=600)
-            assert self.proc.returncode == 0, self.err.read_text()[-3000:]
+            code = self.wait()
+            assert code == 0, self.err.read_text()[-3000:]
             self._results = json.loads(self.out.read_text().strip().splitlines()[-1])
         return self._results
 
@@ -102,23 +123,39 @@ def headless_runs(request, tmp_path_factory):
     """Both headless runs, started together (each on one thread: on 2 cores the two overlap):
     every built chapter and the template on the default (course) model, and every built chapter
     with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
-    selected test needs them, so they run while the first tests wait on the browser."""
+    selected test needs them, so they run while the first tests wait on the browser. With
+    pytest-xdist the workers share one pair of runs: the first worker to create the shared folder
+    starts them, the others attach to it."""
     users = {"headless", "headless_bpe", "course_page"}
     if not any(users & set(item.fixturenames) for item in request.session.items):
         yield None
         return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        root = tmp_path_factory.getbasetemp().parent / "headless"   # the base folder all workers share
+        try:
+            root.mkdir()
+        except FileExistsError:
+            yield {name: Headless.attach(root / name) for name in ("course", "bpe")}
+            return
+    else:
+        root = tmp_path_factory.mktemp("headless")
     from glassformer.course import catalog
     from hf_models import make_gpt2_cache
 
     built = [c.key for c in catalog.CHAPTERS if c.built]
-    root = tmp_path_factory.mktemp("headless")
-    hub = make_gpt2_cache(root / "bpe")
+    hub = make_gpt2_cache(root / "hub")
     runs = {"course": Headless(root / "course", built + ["template"]),
             "bpe": Headless(root / "bpe", built, model="gpt2", env={"HF_HUB_CACHE": str(hub)})}
     yield runs
     for run in runs.values():
+        if worker and run.proc.poll() is None:   # another worker may still need it
+            try:
+                run.proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                pass
         if run.proc.poll() is None:
-            run.proc.kill()
+            os.killpg(run.proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,11 @@ def test_chapter_8_temperature_slider_redraws_the_distribution(server, page):
 def test_quiz_progress_is_kept_on_disk_for_a_new_server_process(server, data_dir, browser):
     """An answer given on the session's server is shown by a second server process started on the
     same learner data (what a restart does: nothing is kept in the first process's memory)."""
+    import threading
+
+    second = Server(data_dir)
+    starting = threading.Thread(target=second.start)   # it reads nothing until a page is opened on it
+    starting.start()
     context = browser.new_context()
     pg = context.new_page()
     pg.goto(server.url + "/chapter/8")
@@ -93,8 +98,9 @@ def test_quiz_progress_is_kept_on_disk_for_a_new_server_process(server, data_dir
     pg.locator("text=Exactly the same text").first.click()
     pg.wait_for_selector("text=Right.", timeout=20_000)
     context.close()
-    second = Server(data_dir).start()
+    starting.join()
     try:
+        assert second.proc is not None and second.proc.poll() is None, "the second server did not start"
         context = browser.new_context()
         pg = context.new_page()
         pg.goto(second.url + "/")

@@ -11,7 +11,7 @@ LAYERS = [
     ["glassformer.tokenizers", "glassformer.timing"],
     ["glassformer.model"],
     ["glassformer.checkpoint", "glassformer.precision", "glassformer.sampling", "glassformer.data",
-     "glassformer.chat", "glassformer.lora", "glassformer.machine"],
+     "glassformer.chat", "glassformer.lora", "glassformer.machine", "glassformer.instructions"],
     ["glassformer.pretrained", "glassformer.generate", "glassformer.optim", "glassformer.errors"],
     ["glassformer.train", "glassformer.registry", "glassformer.threads", "glassformer.memory"],
     ["glassformer.analysis", "glassformer.toys", "glassformer.speculative", "glassformer.decode_paths",

@@ -216,6 +216,86 @@ def test_balance_loss_gradient_reaches_the_router():
     assert len(load) == 2 and abs(sum(load[0]) - 1) <= 1e-3
 
 
+# --- measured on a model: load over a text, parameter and FLOP counts ------------------------------
+
+def test_load_over_a_text_agrees_with_the_training_loops_per_batch_measure():
+    from glassformer.analysis.experts import measure_load
+    from glassformer.model.moe import routing_recorded
+
+    model = moe_model()                                                # 2 layers, E = 4, K = 2, context 32
+    with torch.no_grad():
+        for block in model.blocks:
+            block.mlp.router.weight.normal_(std=0.5)                   # decisive, uneven routing
+    ids = torch.randint(0, 65, (3 * 32 + 1,), generator=torch.Generator().manual_seed(0))
+    load = measure_load(model, ids, batch_size=3)                      # exactly one batch of 3 windows
+    with torch.no_grad(), routing_recorded(model) as seen:
+        model(ids[:96].view(3, 32))
+    assert load.tokens == 96
+    for i in range(2):
+        chosen, logits = seen[f"blocks.{i}.mlp.experts"], seen[f"blocks.{i}.mlp.router_logits"]
+        slots = expert_load(chosen, 4)
+        assert max(abs(a - b) for a, b in zip(load.slot_share[i], slots.tolist())) <= 1e-6
+        assert abs(sum(load.token_share[i]) - 2) <= 1e-5                # each token counted at its K = 2 experts
+        assert abs(load.balance[i] - balance_loss(logits, chosen).item()) <= 1e-5
+        expert, share = load.busiest[i]
+        assert share == max(load.token_share[i]) and 0.5 < share <= 1   # uneven: above the even 2/4
+
+
+def test_active_parameters_count_k_of_e_experts():
+    from glassformer.analysis.scaling import forward_flops_per_token, parameter_counts
+
+    moe, dense = moe_model(n_experts=4, experts_per_token=2, d_expert=24), moe_model(n_experts=0, d_mlp=48)
+    total, active = moe_params(32, 24, 4, 2)                            # one layer
+    m, d = parameter_counts(moe), parameter_counts(dense)
+    assert m.total - m.active == 2 * (total - active)
+    assert m.active - d.active == 2 * 32 * 4                            # the twin differs only by the routers
+    assert m.non_embedding == m.total - 65 * 32 and m.active_non_embedding == m.active - 65 * 32
+    assert forward_flops_per_token(moe) - forward_flops_per_token(dense) == 2 * 2 * 32 * 4
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def test_glassformer_train_trains_a_mixture_of_experts_from_its_flags(tmp_path, capsys):
+    """Four steps of a course-family MoE from the command line (bad values: test_user_errors.py)."""
+    from glassformer import cli
+    from glassformer.checkpoint import load_model_folder
+    from glassformer.data import tinyshakespeare_bytes
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(tinyshakespeare_bytes()[:20_000])
+    code = cli.main(["train", "--preset", "course", "--out", str(tmp_path / "run"), "--corpus", str(corpus),
+                     "--no-progress", "--max-steps", "4", "--eval-interval", "4", "--log-interval", "2",
+                     "--dtype", "fp32", "--n-ctx", "16", "--d-model", "16", "--n-layers", "1", "--n-heads", "2",
+                     "--d-mlp", "24", "--n-experts", "4", "--experts-per-token", "2", "--d-expert", "12",
+                     "--balance-weight", "0.05"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "training the mixture of experts eagerly" in err          # the course preset compiles; a MoE does not
+    model, _, card = load_model_folder(tmp_path / "run")
+    c = model.config
+    assert (c.n_experts, c.experts_per_token, c.d_expert, c.d_mlp, c.mlp) == (4, 2, 12, 24, "swiglu")
+    recipe = card["preset_config"]
+    assert (recipe["balance_weight"], recipe["compile"], recipe["max_steps"]) == (0.05, False, 4)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [len(r["expert_load"]) for r in rows if "expert_load" in r] == [1, 1]     # steps 2 and 4, one layer
+    assert all(len(r["expert_load"][0]) == 4 for r in rows if "expert_load" in r)
+
+
+@pytest.mark.parametrize("flags, k", [(["--n-experts", "1"], 1), (["--n-experts", "8"], 2),
+                                      (["--n-experts", "8", "--experts-per-token", "3"], 3)])
+def test_experts_per_token_defaults_to_two_or_to_the_one_expert(flags, k):
+    import argparse
+
+    from glassformer.train import OVERRIDES, add_arguments, moe_overrides, train_preset
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--preset", "tiny", *flags])
+    given = {name: v for name, v in vars(args).items() if name in OVERRIDES and v is not None}
+    cfg = train_preset("tiny", **given, **moe_overrides(args, train_preset("tiny")))
+    assert cfg.model.experts_per_token == k
+
+
 # --- real checkpoints ---------------------------------------------------------------------------
 
 MOE_SHAPES = {

@@ -87,6 +87,25 @@ def test_train_refuses_a_bad_number_before_training_naming_the_flag(capsys, tmp_
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before the first step
 
 
+@pytest.mark.parametrize("flags, said", [
+    (["--n-experts", "-1"], "--n-experts must be >= 0"),
+    (["--n-experts", "4", "--experts-per-token", "5"], "--experts-per-token must be between 1 and n_experts (4), got 5"),
+    (["--n-experts", "4", "--experts-per-token", "0"], "--experts-per-token must be between 1 and n_experts (4), got 0"),
+    (["--n-experts", "4", "--d-expert", "0"], "--d-expert must be positive"),
+    (["--n-experts", "4", "--balance-weight", "nan"], "--balance-weight must be a finite number >= 0, got nan"),
+    (["--n-experts", "4", "--mlp", "none"], "--mlp must name the experts' kind"),
+    (["--experts-per-token", "2"], "--experts-per-token applies only to a mixture of experts"),  # else: ignored
+    (["--d-expert", "8"], "--d-expert applies only to a mixture of experts"),
+    (["--balance-weight", "0.1"], "--balance-weight applies only to a mixture of experts"),
+    (["--n-experts", "10000000000"], "--n-experts 10000000000 needs at least"),              # else: killed for memory
+])
+def test_train_refuses_bad_expert_settings_naming_the_flag(capsys, tmp_path, corpus, flags, said):
+    code, err = train_cli(capsys, tmp_path / "run", corpus, *flags)
+    line = error_line(err, "train")
+    assert code == 2 and line.startswith(f"glassformer train: error: {said}"), err
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before the first step
+
+
 def test_a_corpus_too_short_for_the_context_is_refused_at_the_start(capsys, tmp_path):
     short = tmp_path / "short.txt"
     short.write_bytes(tinyshakespeare_bytes()[:150])  # 15 characters of validation text, context 16

@@ -12,8 +12,8 @@ reference (ref):
 
 No reward model, no sampling: RLHF's PPO needs both; DPO's loss is a classification loss on pairs.
 Logged: the reward margin (chosen minus rejected), preference accuracy (how often the chosen reply
-gets the higher reward) and the KL divergence from the reference (per reply token, exact over the
-vocabulary, on the chosen replies).
+gets the higher reward), the KL divergence from the reference (per reply token, exact over the
+vocabulary, on the chosen replies), and each side's mean implicit reward.
 """
 
 from __future__ import annotations
@@ -87,17 +87,20 @@ def dpo_terms(model, reference, pairs: Pairs, rows: list[int], beta: float) -> d
         kl = (p_log.exp() * (p_log - q_log)).sum(-1)                         # (B, T)
         kl = kl[reply].mean()
     return {"loss": loss, "margin": (reward_c - reward_r).detach().mean(),
-            "accuracy": (reward_c > reward_r).float().mean(), "kl": kl}
+            "accuracy": (reward_c > reward_r).float().mean(), "kl": kl,
+            "chosen_reward": reward_c.detach().mean(), "rejected_reward": reward_r.detach().mean()}
 
 
 @torch.no_grad()
 def measure(model, reference, pairs: Pairs, beta: float, batch_size: int = 32) -> dict[str, float]:
-    """Mean loss, reward margin, preference accuracy and KL over every pair, in eval mode. Accuracy
-    counts strict wins of the chosen reply: it is 0 while the policy still equals the reference."""
+    """Mean loss, reward margin, preference accuracy, KL, and each side's implicit reward over every pair,
+    in eval mode. Accuracy counts strict wins of the chosen reply: it is 0 while the policy still equals
+    the reference. A negative chosen reward means the chosen reply became less likely than under the
+    reference (the margin can grow while both fall)."""
     was = model.training
     model.eval()
     n = len(pairs.chosen.ids)
-    sums = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "kl": 0.0}
+    sums = {"loss": 0.0, "margin": 0.0, "accuracy": 0.0, "kl": 0.0, "chosen_reward": 0.0, "rejected_reward": 0.0}
     for start in range(0, n, batch_size):
         rows = list(range(start, min(start + batch_size, n)))
         terms = dpo_terms(model, reference, pairs, rows, beta)

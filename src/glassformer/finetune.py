@@ -255,10 +255,11 @@ def end_token(fmt, tokenizer) -> int | list[int] | None:
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, examples: list[Example], fmt=None, slack: int = 8) -> dict:
+def evaluate(model, tokenizer, examples: list[Example], fmt=None, slack: int = 8, per_example: bool = False) -> dict:
     """Greedy replies to the held-out prompts: exact match (the reply, cut where the format ends it, is
     exactly the expected answer) and format compliance (the reply ended where the format says, within
-    the answer's length + `slack` tokens), overall and per task.
+    the answer's length + `slack` tokens), overall and per task; with per_example, also whether each
+    example's reply was exactly right ("per_example", in the examples' order).
 
         >>> from glassformer.registry import load_model
         >>> m = load_model("course")
@@ -289,7 +290,8 @@ def evaluate(model, tokenizer, examples: list[Example], fmt=None, slack: int = 8
                 "format_ok": sum(ok for _, _, ok in subset) / max(1, n)}
 
     tasks = sorted({ex.task for ex, _, _ in rows if ex.task})
-    return {**summary(rows), "by_task": {t: summary([r for r in rows if r[0].task == t]) for t in tasks},
+    extra = {"per_example": [r == ex.answer and ok for ex, r, ok in rows]} if per_example else {}
+    return {**summary(rows), "by_task": {t: summary([r for r in rows if r[0].task == t]) for t in tasks}, **extra,
             "samples": [{"prompt": ex.messages[-2]["content"] if len(ex.messages) > 1 else "", "expected": ex.answer,
                          "reply": r, "ended": ok} for ex, r, ok in rows[:5]]}
 

@@ -3,6 +3,12 @@
     course        the shipped character-level GPT trained on TinyShakespeare (the default)
     induction     chapter 12's two-layer attention-only model, trained on random tokens with a repeated
                   segment (shipped; not offered in the picker: it knows no text, only its 64 symbols)
+    moe, moe-dense, moe-no-balance
+                  chapter 11's character-level mixture of experts (8 experts, 2 per token), its dense twin
+                  (the same active parameters per token, the same training time) and the mixture trained
+                  without the load-balancing loss (shipped; not offered in the picker)
+    assistant/sft, assistant/sft-all-tokens, assistant/dpo
+                  chapter 13's course model fine-tuned to answer instructions (shipped; chat format)
     runs/<name>   a model the learner trained with `glassformer train` (any folder works too)
     gpt2          OpenAI's GPT-2 small (124M), from the Hugging Face hub or its cache
     qwen3-0.6b    Qwen3-0.6B, from the Hugging Face hub or its cache
@@ -23,6 +29,11 @@ from glassformer.checkpoint import is_model_folder, load_model_folder
 COURSE_MODEL_DIR = Path(__file__).parent / "assets" / "course"
 DRAFT_MODEL_DIR = Path(__file__).parent / "assets" / "draft"   # chapter 10's speculative-decoding draft
 INDUCTION_MODEL_DIR = Path(__file__).parent / "assets" / "induction"   # chapter 12's attention-only toy
+ASSISTANT_DIR = Path(__file__).parent / "assets" / "assistant"         # chapter 13's fine-tuned course models
+MOE_MODELS_DIR = Path(__file__).parent / "assets" / "moe"   # chapter 11's (scripts/ship_moe_models.py)
+SHIPPED = {"course": COURSE_MODEL_DIR, "induction": INDUCTION_MODEL_DIR, "moe": MOE_MODELS_DIR / "moe",
+           "moe-dense": MOE_MODELS_DIR / "dense", "moe-no-balance": MOE_MODELS_DIR / "moe_no_balance",
+           **{f"assistant/{n}": ASSISTANT_DIR / n for n in ("sft", "sft-all-tokens", "dpo")}}
 HUB_MODELS = {"gpt2": "gpt2", "qwen3-0.6b": "Qwen/Qwen3-0.6B"}
 
 
@@ -126,19 +137,14 @@ def available_models() -> list[ModelEntry]:
     return entries
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)   # chapter 13 alone holds four (the course model and three assistants)
 def load_model(name: str = "course") -> LoadedModel:
     """Load a model by name (see the module docstring) or by folder path; cached per process."""
-    if name == "course":
-        if not (COURSE_MODEL_DIR / "model.safetensors").exists():
-            raise FileNotFoundError(f"the shipped course model is missing from {COURSE_MODEL_DIR}")
-        model, tokenizer, card = load_model_folder(COURSE_MODEL_DIR)
-        return LoadedModel("course", model, tokenizer, card)
-    if name == "induction":
-        if not (INDUCTION_MODEL_DIR / "model.safetensors").exists():
-            raise FileNotFoundError(f"the shipped induction model is missing from {INDUCTION_MODEL_DIR}")
-        model, tokenizer, card = load_model_folder(INDUCTION_MODEL_DIR)
-        return LoadedModel("induction", model, tokenizer, card)
+    if name in SHIPPED:
+        if not (SHIPPED[name] / "model.safetensors").exists():
+            raise FileNotFoundError(f"the shipped {name} model is missing from {SHIPPED[name]}")
+        model, tokenizer, card = load_model_folder(SHIPPED[name])
+        return LoadedModel(name, model, tokenizer, card)
     if name in HUB_MODELS:
         from glassformer.pretrained import load_pretrained
 

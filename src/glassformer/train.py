@@ -47,7 +47,7 @@ from glassformer.generate import generate
 from glassformer.memory import available_bytes
 from glassformer.model import DecoderLM, ModelConfig, build_model, preset
 from glassformer.model.config import MLPS, NORMS, POSITIONS, check_field_types
-from glassformer.model.moe import routing_recorded, routing_summary
+from glassformer.model.moe import moe_params, routing_recorded, routing_summary
 from glassformer.optim import Optimizers, make_optimizer
 from glassformer.precision import DTYPES, autocast, cpu_capability, resolve_dtype
 from glassformer.tokenizers.char import CharTokenizer
@@ -374,6 +374,23 @@ def attention_weight_bytes(cfg: TrainConfig, dtype: str, world: int = 1) -> int:
     return m.n_layers * rows * m.n_heads * m.n_ctx ** 2 * (2 if dtype == "bf16" else 4)
 
 
+def expert_training_bytes(cfg: TrainConfig) -> int:
+    """The memory a mixture of experts' expert weights take while training: each weight, its gradient
+    and the optimizer's two moments, 4 fp32 numbers (Muon keeps one moment for its matrices: an upper
+    bound). Every expert is stored and trained, whichever few a token uses, so this grows with
+    n_experts. The tiny preset's MLP (GELU, 64 -> 256 -> 64, biases) has 33,088 weights; as 100,000
+    experts in each of its 2 layers (and a router of 64 x 100,000) it would need 106 GB:
+
+        >>> round(expert_training_bytes(train_preset("tiny", n_experts=100_000)) / 1e9, 1)
+        106.1
+    """
+    m = cfg.model
+    if not m.n_experts:
+        return 0
+    total, _ = moe_params(m.d_model, m.d_expert, m.n_experts, m.experts_per_token, m.mlp, m.mlp_bias)
+    return m.n_layers * total * 4 * 4
+
+
 def check_memory(cfg: TrainConfig, dtype: str, world: int) -> None:
     """Refuse, before allocating anything, a step that cannot fit in this machine's memory."""
     need, have = attention_weight_bytes(cfg, dtype, world), available_bytes()
@@ -381,6 +398,11 @@ def check_memory(cfg: TrainConfig, dtype: str, world: int) -> None:
         raise BadSetting("n_ctx", f"{cfg.model.n_ctx} needs at least {need / 1e9:.1f} GB of memory for one training "
                                   f"step's attention weights alone; this machine has {have / 1e9:.1f} GB available: "
                                   f"lower --n-ctx or --batch-size, or raise --grad-accum")
+    need = expert_training_bytes(cfg)
+    if have is not None and need > have:
+        raise BadSetting("n_experts", f"{cfg.model.n_experts} needs at least {need / 1e9:.1f} GB of memory for the "
+                                      f"experts' weights, gradients and optimizer state alone; this machine has "
+                                      f"{have / 1e9:.1f} GB available: lower --n-experts or --d-expert")
 
 
 def start_or_resume(cfg: TrainConfig, out: Path, corpus: str | Path | None, resume: bool) -> tuple[Run, TrainState]:
@@ -754,14 +776,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile the training step (faster after a 20-30 s compile; needs a C++ compiler)")
     parser.add_argument("--split-qkv", dest="split_qkv", action=argparse.BooleanOptionalAction, default=None,
                         help="Muon: orthogonalize the fused q|k|v matrix as three matrices")
+    moe = parser.add_argument_group("mixture of experts (model/moe.py, chapter 11)")
+    moe.add_argument("--n-experts", dest="n_experts", type=int, default=None, metavar="N",
+                     help="replace every block's MLP by N experts and a router (default 0: one dense MLP)")
+    moe.add_argument("--experts-per-token", dest="experts_per_token", type=int, default=None, metavar="K",
+                     help="experts each token is sent to, 1..N (default 2, or 1 with a single expert)")
+    moe.add_argument("--d-expert", dest="d_expert", type=int, default=None, metavar="F",
+                     help="hidden width of one expert (default: the dense MLP's width, so K experts do K times "
+                          "its work per token; for the same work give --d-mlp / K)")
+    moe.add_argument("--balance-weight", dest="balance_weight", type=float, default=None, metavar="W",
+                     help="weight of the load-balancing loss added to the training loss (default 0.01; 0: none)")
 
 
 # Every flag above whose name is a TrainConfig or ModelConfig field overrides that field of the preset.
 OVERRIDES = {f.name for f in dataclasses.fields(TrainConfig) + dataclasses.fields(ModelConfig)} - {"model"}
+MOE_ONLY = ("experts_per_token", "d_expert", "balance_weight")   # flags that mean nothing to a dense model
+
+
+def moe_overrides(args: argparse.Namespace, base: TrainConfig) -> dict:
+    """What the MoE flags change beyond their own fields; a flag a dense model would silently ignore
+    is refused."""
+    experts = base.model.n_experts if args.n_experts is None else args.n_experts
+    if experts == 0:
+        for name in MOE_ONLY:
+            if getattr(args, name) is not None:
+                raise BadSetting(name, "applies only to a mixture of experts: add --n-experts N (N >= 1), "
+                                       f"got {getattr(args, name)!r} for a dense model")
+        return {}
+    changes = {}
+    if args.experts_per_token is None and experts == 1:
+        changes["experts_per_token"] = 1  # the default 2 cannot choose among a single expert
+    if base.compile and args.compile is None:
+        # The dispatch's shapes depend on the routing (how many tokens each expert gets), so the
+        # compiled step breaks into pieces and recompiles: the course preset with 8 experts measured
+        # 1,800 tokens/s compiled (after a 38 s compile) against 7,000 eager (fp32, one thread, on a
+        # busy 2-core machine).
+        changes["compile"] = False
+    return changes
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in OVERRIDES and v is not None}
+    moe_changes = moe_overrides(args, train_preset(args.preset))
+    overrides |= moe_changes
     if args.max_steps is not None and args.time_budget is None:
         overrides["time_budget"] = None  # an explicit step count wins over the preset's time budget
     cfg = train_preset(args.preset, **overrides)
@@ -771,6 +828,9 @@ def run(args: argparse.Namespace) -> int:
     rank, world = dist_info()
     if rank == 0:
         print(f"training preset {args.preset!r} into {out} on {world} process(es)", file=sys.stderr)
+        if "compile" in moe_changes:
+            print("note: training the mixture of experts eagerly (its dispatch measured slower compiled; "
+                  "--compile to compile anyway)", file=sys.stderr)
     try:
         full_eval_at = [float(t) for t in args.full_eval_at.split(",") if t.strip()]
     except ValueError:

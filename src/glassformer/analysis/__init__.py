@@ -11,6 +11,8 @@
     gradient_norms   per-layer gradient lengths at initialisation, pre- vs post-norm (chapter 6)
     logit_lens       what each layer's residual stream would predict (chapter 7)
     training_lab     per-position loss, gradient accumulation and resume checks (chapter 9)
+    experts          a mixture of experts' load over a text, per layer and expert (chapter 11)
+    scaling          N, active N and FLOPs per token as scaling laws count them; the scaling runs (chapter 11)
     induction        induction and previous-token scores, ablation, the composition test (chapter 12)
     emergence        a smooth and a sharp metric on models of several sizes (chapter 12)
 """

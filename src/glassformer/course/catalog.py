@@ -52,7 +52,8 @@ CHAPTERS: list[Chapter] = [
     Chapter("11", "Mixture of experts and scaling", "Routers, experts, power laws."),
     Chapter("12", "What makes it work", "Induction heads and in-context learning, found in a model trained here.",
             "ch12_induction.py"),
-    Chapter("13", "From language model to assistant", "Fine-tuning, instruction tuning, RLHF."),
+    Chapter("13", "From language model to assistant", "Fine-tuning, LoRA and a preference step, run on the course "
+            "model.", "ch13_assistant.py"),
     Chapter("A", "Worked example by hand", "One forward pass small enough for pencil and paper.",
             "chA_by_hand.py"),
     Chapter("B", "Reference", "Symbols, a searchable glossary, further reading.", "chB_reference.py"),

@@ -118,6 +118,38 @@ def text_box(default: str = DEFAULT_TEXT, label: str = "Your text", rows: int = 
                            on_change=lambda t: store.set_setting(key, capped(t)[0]))
 
 
+# Chapter 8's sampling settings: (lowest, highest, step, default) of each slider. The values are saved,
+# so chapter 13's side-by-side answers start from what the learner last chose in chapter 8.
+SAMPLING = {"temperature": (0.0, 2.0, 0.05, 1.0), "top_k": (0, 100, 1, 0), "top_p": (0.05, 1.0, 0.05, 1.0),
+            "min_p": (0.0, 0.5, 0.01, 0.0)}
+SAMPLING_LABELS = {"temperature": "temperature (0 = greedy)", "top_k": "top-k (0 = off)", "top_p": "top-p (1 = off)",
+                   "min_p": "min-p (0 = off)"}
+
+
+def saved_sampling(vocab_size: int | None = None) -> dict[str, float]:
+    """The saved sampling settings, each within its slider's range (a bad or missing value: the default)."""
+    saved = store.get_setting("sampling", {})
+    values = {}
+    for name, (low, high, _, default) in SAMPLING.items():
+        high = min(high, vocab_size) if name == "top_k" and vocab_size else high
+        value = saved.get(name) if isinstance(saved, dict) else None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        values[name] = value if ok else default
+    return values
+
+
+def sampling_sliders(vocab_size: int) -> dict[str, mo.ui.slider]:
+    """Temperature, top-k, top-p and min-p sliders that start from, and save to, the shared settings."""
+    start = saved_sampling(vocab_size)
+
+    def keep(name: str):
+        return lambda value: store.set_setting("sampling", {**saved_sampling(vocab_size), name: value})
+
+    return {name: mo.ui.slider(low, min(high, vocab_size) if name == "top_k" else high, step=step,
+                               value=start[name], label=SAMPLING_LABELS[name], show_value=True, on_change=keep(name))
+            for name, (low, high, step, _) in SAMPLING.items()}
+
+
 @dataclass
 class Prepared:
     ids: list[int]                 # what the model will see

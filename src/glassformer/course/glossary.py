@@ -248,6 +248,40 @@ TERMS: list[Term] = [
          "(Elhage et al. 2021); an induction head's keys read a previous-token head's output.", "12"),
     Term("phase change", "A sudden change during training: in chapter 12, the repeat's loss drops within a few "
          "hundred steps as an induction head forms.", "12"),
+    Term("pre-training", "The first, long training of a language model: predicting the next token of a large "
+         "amount of text. It makes a model of text, not an assistant.", "13", ("pretraining",)),
+    Term("fine-tuning", "Training a pretrained model further, usually briefly and on a smaller, more specific "
+         "dataset; the same weights keep learning.", "13", ("fine-tune",)),
+    Term("instruction tuning", "Fine-tuning on requests and the replies the model should give, so that it answers "
+         "instead of continuing the text.", "13"),
+    Term("SFT", "Supervised fine-tuning: fine-tuning on example conversations whose replies are the targets.", "13",
+         ("supervised fine-tuning",)),
+    Term("chat format", "How a conversation is written as one text a model can continue: markers for each message's "
+         "role and for the end of a reply (for pretrained models, the chat template in their tokenizer files).",
+         "13", ("chat template",)),
+    Term("exact match", "The share of answers that are exactly the right answer, character for character.", "13"),
+    Term("format compliance", "The share of replies that end where the chat format says a reply ends.", "13"),
+    Term("LoRA", "Low-rank adaptation (Hu et al. 2021): the pretrained weights stay frozen and each chosen layer "
+         "learns a small correction A·B of rank r, added into the weight after training.", "13"),
+    Term("rank", "In LoRA, r: the inner size of the correction A·B, which caps how much a layer can change and sets "
+         "the trainable parameters, r·(d_in + d_out) per layer.", "13", ("LoRA rank",)),
+    Term("RLHF", "Reinforcement learning from human feedback: a reward model learns people's preferences between "
+         "replies, then the language model is trained (e.g. with PPO) to score high on it (Ouyang et al. 2022).",
+         "13"),
+    Term("reward model", "A model trained to give a reply the score people would, from their rankings of replies.",
+         "13"),
+    Term("PPO", "Proximal policy optimization (Schulman et al. 2017), the reinforcement-learning algorithm RLHF "
+         "used to train the language model against the reward model.", "13"),
+    Term("DPO", "Direct preference optimization (Rafailov et al. 2023): trains on pairs of preferred and rejected "
+         "replies with a classification loss, against a frozen reference model, with no reward model.", "13",
+         ("direct preference optimization",)),
+    Term("reference", "In DPO (and RLHF's penalty), the frozen copy of the model training started from; the implicit "
+         "reward and the KL divergence are measured against it.", "13", ("reference model",)),
+    Term("implicit reward", "In DPO, β times how much more log-probability the trained model gives a reply than the "
+         "reference does.", "13"),
+    Term("reward margin", "In DPO, the preferred reply's implicit reward minus the rejected one's.", "13"),
+    Term("preference accuracy", "In DPO, the share of pairs in which the preferred reply gets the higher implicit "
+         "reward.", "13"),
     Term("emergent ability", "An ability that seems absent below some scale of model or compute and present above "
          "it (Wei et al. 2022); whether many are artefacts of sharp metrics is debated (Schaeffer et al. 2023).",
          "12", ("emergent abilities",)),
@@ -294,6 +328,15 @@ READING: list[tuple[str, str, int]] = [
     ("Kaplan et al.", "Scaling Laws for Neural Language Models", 2020),
     ("Wei et al.", "Emergent Abilities of Large Language Models", 2022),
     ("Schaeffer, Miranda, Koyejo", "Are Emergent Abilities of Large Language Models a Mirage?", 2023),
+    ("Ouyang et al.", "Training language models to follow instructions with human feedback", 2022),
+    ("Schulman et al.", "Proximal Policy Optimization Algorithms", 2017),
+    ("Hu et al.", "LoRA: Low-Rank Adaptation of Large Language Models", 2021),
+    ("Dettmers et al.", "QLoRA: Efficient Finetuning of Quantized LLMs", 2023),
+    ("Rafailov et al.", "Direct Preference Optimization: Your Language Model is Secretly a Reward Model", 2023),
+    ("Touvron et al.", "Llama 2: Open Foundation and Fine-Tuned Chat Models", 2023),
+    ("Tunstall et al.", "Zephyr: Direct Distillation of LM Alignment", 2023),
+    ("Pal et al.", "Smaug: Fixing Failure Modes of Preference Optimisation with DPO-Positive", 2024),
+    ("Zhou et al.", "LIMA: Less Is More for Alignment", 2023),
 ]
 
 

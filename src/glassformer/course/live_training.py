@@ -39,8 +39,10 @@ from glassformer.train import read_metrics
 LOCK_NAME = "training.lock"
 
 # What a background run can run: the module whose main(argv) the process calls. A fixed table, so a page
-# picks one of these by name and never an arbitrary module. "induction" is chapter 12's toy model.
-ENTRY_POINTS = {"train": "glassformer.train", "induction": "glassformer.toys.induction"}
+# picks one of these by name and never an arbitrary module. "induction" is chapter 12's toy model,
+# "finetune" chapter 13's fine-tuning.
+ENTRY_POINTS = {"train": "glassformer.train", "induction": "glassformer.toys.induction",
+                "finetune": "glassformer.finetune"}
 
 
 class Busy(RuntimeError):

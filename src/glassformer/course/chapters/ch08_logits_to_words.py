@@ -123,11 +123,9 @@ def _(mo):
 
 
 @app.cell
-def _(mo, tokenizer):
-    temperature = mo.ui.slider(0.0, 2.0, step=0.05, value=1.0, label="temperature (0 = greedy)", show_value=True)
-    top_k = mo.ui.slider(0, min(100, tokenizer.vocab_size), step=1, value=0, label="top-k (0 = off)", show_value=True)
-    top_p = mo.ui.slider(0.05, 1.0, step=0.05, value=1.0, label="top-p (1 = off)", show_value=True)
-    min_p = mo.ui.slider(0.0, 0.5, step=0.01, value=0.0, label="min-p (0 = off)", show_value=True)
+def _(common, mo, tokenizer):
+    # Saved settings: chapter 13's assistants answer with the values last chosen here.
+    temperature, top_k, top_p, min_p = common.sampling_sliders(tokenizer.vocab_size).values()
     mo.hstack([temperature, top_k, top_p, min_p], wrap=True)
     return min_p, temperature, top_k, top_p
 
