@@ -8,7 +8,8 @@ same recipe (finetune.default_train_config, fp32, seed 0), and is scored on all 
 
     sft              every weight, loss on the reply tokens only (the default)      shipped (fp16)
     sft-all-tokens   every weight, loss on every token, as pre-training does        shipped (fp16)
-    lora-r<R>        LoRA adapters of rank R on every linear layer, reply loss       card only
+    lora-r<R>        LoRA adapters of rank R on every linear layer, reply loss       card only; r8 shipped
+                     (adapters merged into the weights, fp16)
     dpo              `sft` after a DPO step on last-word preference pairs            shipped (fp16)
 
 card.json holds the table the chapter shows (exact match and format compliance before and after,
@@ -41,7 +42,7 @@ SEED, STEPS, THREADS = 0, 600, 1
 LORA_RANKS = (1, 2, 4, 8, 16, 32)
 RUNS = {"sft": {"loss_on": "response"}, "sft-all-tokens": {"loss_on": "all"},
         **{f"lora-r{r}": {"loss_on": "response", "lora_rank": r} for r in LORA_RANKS}}
-SHIPPED = ("sft", "sft-all-tokens")
+SHIPPED = ("sft", "sft-all-tokens", "lora-r8")
 DPO = {"steps": 150, "beta": 0.1, "lr": 1e-4, "batch_size": 16, "eval_interval": 10, "seed": SEED}
 
 

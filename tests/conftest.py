@@ -164,3 +164,14 @@ def course_page(headless_runs):
     text and settings (a fresh data folder): a claim about a page's default state is checked on that
     run instead of running the chapter once more."""
     return headless_runs["course"].page
+
+
+# GLASSFORMER_TIMELINE=file: each test's worker, start and end (wall clock) appended to the file, to see
+# where a run's time goes (which tests overlap, what the last minute waits on).
+if os.environ.get("GLASSFORMER_TIMELINE"):
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        start = time.time()
+        yield
+        with open(os.environ["GLASSFORMER_TIMELINE"], "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{start:.2f}\t{time.time():.2f}\t{item.nodeid}\n")

@@ -60,14 +60,22 @@ def small_corpus(tmp_path: Path, n: int = 20_000) -> Path:
     return path
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT becomes KeyboardInterrupt, as in a terminal (a pytest-xdist worker ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("optimizer, moment", [("adamw", "between two steps"),
                                                ("muon", "inside a step, after Muon's update, before AdamW's")])
-def test_a_real_ctrl_c_saves_the_step_reached_and_resume_continues_it_bit_for_bit(tmp_path, optimizer, moment):
+def test_a_real_ctrl_c_saves_the_step_reached_and_resume_continues_it_bit_for_bit(tmp_path, optimizer, moment,
+                                                                                   ctrl_c_raises):
     """A real SIGINT (what Ctrl-C and the page's Stop send) arrives between two checkpoints: train.py's
     own handler must save the step the run reached (inside a step: it finishes that step first, or half
     the weights would be updated), and --resume must carry on from exactly there to the weights of a
     run that never stopped."""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # SIGINT becomes KeyboardInterrupt
     steps, stop = 20, 7
     cfg = training_lab.tiny_config(optimizer=optimizer, max_steps=steps, eval_interval=stop, log_interval=1,
                                    eval_batches=1, sample_tokens=8, keep_best=False,

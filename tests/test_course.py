@@ -20,7 +20,7 @@ def learner_data(tmp_path, monkeypatch):
 
 
 def test_the_built_chapters():
-    assert [c.key for c in BUILT] == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "A", "B"]
+    assert [c.key for c in BUILT] == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "13", "A", "B"]
 
 
 @pytest.fixture(scope="session")

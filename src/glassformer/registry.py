@@ -7,7 +7,7 @@
                   chapter 11's character-level mixture of experts (8 experts, 2 per token), its dense twin
                   (the same active parameters per token, the same training time) and the mixture trained
                   without the load-balancing loss (shipped; not offered in the picker)
-    assistant/sft, assistant/sft-all-tokens, assistant/dpo
+    assistant/sft, assistant/sft-all-tokens, assistant/lora-r8, assistant/dpo
                   chapter 13's course model fine-tuned to answer instructions (shipped; chat format)
     runs/<name>   a model the learner trained with `glassformer train` (any folder works too)
     gpt2          OpenAI's GPT-2 small (124M), from the Hugging Face hub or its cache
@@ -33,7 +33,7 @@ ASSISTANT_DIR = Path(__file__).parent / "assets" / "assistant"         # chapter
 MOE_MODELS_DIR = Path(__file__).parent / "assets" / "moe"   # chapter 11's (scripts/ship_moe_models.py)
 SHIPPED = {"course": COURSE_MODEL_DIR, "induction": INDUCTION_MODEL_DIR, "moe": MOE_MODELS_DIR / "moe",
            "moe-dense": MOE_MODELS_DIR / "dense", "moe-no-balance": MOE_MODELS_DIR / "moe_no_balance",
-           **{f"assistant/{n}": ASSISTANT_DIR / n for n in ("sft", "sft-all-tokens", "dpo")}}
+           **{f"assistant/{n}": ASSISTANT_DIR / n for n in ("sft", "sft-all-tokens", "lora-r8", "dpo")}}
 HUB_MODELS = {"gpt2": "gpt2", "qwen3-0.6b": "Qwen/Qwen3-0.6B"}
 
 
@@ -119,13 +119,24 @@ def hub_tokenizer(name: str = "gpt2"):
     return PretrainedTokenizer(resolve(repo, patterns=("tokenizer.json",)) / "tokenizer.json")
 
 
+def _fine_tuned(folder: Path) -> bool:
+    """Does the folder's card say `glassformer finetune` made it?"""
+    import json
+
+    try:
+        return json.loads((folder / "card.json").read_text()).get("kind") == "finetuned"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def available_models() -> list[ModelEntry]:
     """Every model the picker can offer, with whether it can be loaded right now and why not."""
     entries = [ModelEntry("course", "character-level GPT trained on TinyShakespeare (shipped)",
                           (COURSE_MODEL_DIR / "model.safetensors").exists(),
                           "" if (COURSE_MODEL_DIR / "model.safetensors").exists() else "not built into this install")]
     for run in trained_runs():
-        entries.append(ModelEntry(str(run), "trained by you with `glassformer train`", True))
+        entries.append(ModelEntry(str(run), "fine-tuned by you with `glassformer finetune`" if _fine_tuned(run)
+                                  else "trained by you with `glassformer train`", True))
     for name, repo in HUB_MODELS.items():
         if hub_cached(repo):
             entries.append(ModelEntry(name, f"{repo} from the Hugging Face cache", True))

@@ -49,7 +49,7 @@ CHAPTERS: list[Chapter] = [
             "ch09_training.py"),
     Chapter("10", "Inference engineering", "KV cache, tiled attention, speculative decoding, int8.",
             "ch10_inference.py"),
-    Chapter("11", "Mixture of experts and scaling", "Routers, experts, power laws."),
+    Chapter("11", "Mixture of experts and scaling", "Routers, experts, power laws.", "ch11_moe_scaling.py"),
     Chapter("12", "What makes it work", "Induction heads and in-context learning, found in a model trained here.",
             "ch12_induction.py"),
     Chapter("13", "From language model to assistant", "Fine-tuning, LoRA and a preference step, run on the course "

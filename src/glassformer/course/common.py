@@ -161,6 +161,12 @@ class Prepared:
         return mo.callout(mo.md("\n\n".join(self.notices)), kind="warn") if self.notices else None
 
 
+def _with_notices(prepared: Prepared, notices: list[str]) -> Prepared:
+    """The fallback's Prepared with the notices that led to it in front (they say why the fallback is used)."""
+    prepared.notices = notices + [n for n in prepared.notices if n not in notices]
+    return prepared
+
+
 def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "To be", *,
             why: str | None = None) -> Prepared:
     """Any text -> ids for the model, never an exception: empty text, characters the model
@@ -195,13 +201,13 @@ def prepare(loaded, text: str, max_tokens: int | None = None, fallback: str = "T
                               "hex": ch.encode("utf-8").hex(" "), "color": len(ids) % len(PALETTE)})
         if not ids:
             notices.append(f"None of the characters are known, so this uses “{fallback}”.")
-            return prepare(loaded, fallback, max_tokens)
+            return _with_notices(prepare(loaded, fallback, max_tokens), notices)
     else:
         try:
             ids = tok.encode(text)
         except ValueError as exc:  # e.g. a lone surrogate
             notices.append(f"The text cannot be encoded ({exc}); using “{fallback}”.")
-            return prepare(loaded, fallback, max_tokens)
+            return _with_notices(prepare(loaded, fallback, max_tokens), notices)
         strip = [{"label": token_label(tok.token_bytes(i)), "id": i, "hex": tok.token_bytes(i).hex(" "),
                   "color": n % len(PALETTE)} for n, i in enumerate(ids)]
     fits = loaded.model.max_trace_tokens()

@@ -231,6 +231,37 @@ TERMS: list[Term] = [
          "one call; the output follows the big model exactly.", "10"),
     Term("quantization", "Storing weights with fewer bits (int8: 8-bit integers plus a scale per row) to read "
          "fewer bytes per token.", "10", ("int8 weight-only quantization",)),
+    # -- chapter 11 --
+    Term("mixture of experts", "A block whose feed-forward part is several networks (experts) of which a router "
+         "runs only a few per token: many parameters stored, few used per token.", "11", ("MoE",)),
+    Term("expert", "One of the feed-forward networks of a mixture-of-experts layer.", "11", ("experts",)),
+    Term("router", "In a mixture of experts, the linear map from a token's vector to one score per expert; "
+         "softmax, then the top K experts run.", "11"),
+    Term("gate", "The weight a chosen expert's output is multiplied by before the outputs are summed: its router "
+         "probability, renormalized over the K chosen ones in Mixtral.", "11", ("gates",)),
+    Term("active parameters", "The weights one token actually uses: in a mixture of experts, K of the E experts "
+         "plus the router (total parameters count all E).", "11", ("active parameter",)),
+    Term("dense model", "A model whose every token goes through all of its weights; the dense twin of a mixture "
+         "of experts has the same active parameters per token.", "11", ("dense twin",)),
+    Term("load-balancing loss", "Switch Transformers' auxiliary loss E·Σ f_i·P_i (share of tokens times mean "
+         "router probability, per expert): 1 when the experts share the tokens evenly, added to the training "
+         "loss with a small weight.", "11", ("balance loss",)),
+    Term("routing collapse", "A router that sends most tokens to a few experts, which then do the work while "
+         "the others learn little.", "11"),
+    Term("FLOPs", "Floating-point operations: a multiply and an add per weight used is 2 FLOPs; training costs "
+         "about 3 times a forward pass.", "11", ("FLOPs per token",)),
+    Term("scaling law", "A formula for how the loss falls as parameters, training tokens or compute grow, fitted "
+         "to many training runs (Kaplan et al. 2020; Hoffmann et al. 2022).", "11"),
+    Term("power law", "y = A·x^(−α): a straight line of slope −α on log–log axes.", "11"),
+    Term("irreducible loss", "E in a scaling law: the loss no size and no amount of data removes with that data "
+         "and recipe.", "11"),
+    Term("compute-optimal", "The split of a compute budget between parameters and training tokens that reaches "
+         "the lowest loss (about 20 tokens per parameter in Hoffmann et al. 2022).", "11"),
+    Term("compute frontier", "The runs that no cheaper run beats: the lower edge of loss against compute.", "11"),
+    Term("tokens per parameter", "Training tokens D divided by parameters N; Chinchilla's rule of thumb is about "
+         "20.", "11"),
+    Term("epoch", "One pass over the whole training set; a token budget larger than the set repeats it.", "11",
+         ("epochs",)),
     # -- chapter 12 --
     Term("induction head", "An attention head that, at a token A seen before as 'A B', attends to that B and copies "
          "it into the prediction: A B … A → B (Olsson et al. 2022).", "12", ("induction heads",)),
@@ -326,6 +357,12 @@ READING: list[tuple[str, str, int]] = [
     ("Elhage et al.", "A Mathematical Framework for Transformer Circuits", 2021),
     ("Olsson et al.", "In-context Learning and Induction Heads", 2022),
     ("Kaplan et al.", "Scaling Laws for Neural Language Models", 2020),
+    ("Shazeer et al.", "Outrageously Large Neural Networks: The Sparsely-Gated Mixture-of-Experts Layer", 2017),
+    ("Fedus, Zoph, Shazeer", "Switch Transformers: Scaling to Trillion Parameter Models with Simple and Efficient "
+     "Sparsity", 2021),
+    ("Jiang et al.", "Mixtral of Experts", 2024),
+    ("Hoffmann et al.", "Training Compute-Optimal Large Language Models", 2022),
+    ("Muennighoff et al.", "Scaling Data-Constrained Language Models", 2023),
     ("Wei et al.", "Emergent Abilities of Large Language Models", 2022),
     ("Schaeffer, Miranda, Koyejo", "Are Emergent Abilities of Large Language Models a Mirage?", 2023),
     ("Ouyang et al.", "Training language models to follow instructions with human feedback", 2022),

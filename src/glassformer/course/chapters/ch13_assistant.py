@@ -62,16 +62,20 @@ def _(chat, ft, json, registry):
 
 
 @app.cell
-def _(card, fmt, instructions, mo):
+def _(card, fmt, held_out, instructions, mo):
     from glassformer.data import load_text as _load_text
 
     _corpus, _ = _load_text(None)
+    _train_text = _corpus[:int(len(_corpus) * 0.9)]
+    _lines = [ex.messages[0]["content"].partition(" ")[2] for ex in held_out]     # the line after "Xxx: " / "Xxx? "
+    _lines = [line.partition(" ")[2] if line.startswith("word: ") else line for line in _lines]
+    _seen = [line for line in _lines if line in _train_text]
     _tasks = "\n".join(f"| `{prefix.strip()} …` | {what} |" for prefix, (_, what) in instructions.TASKS.items())
     mo.md(f"""
     ## The format
 
     The teaching material is a small instruction set made from TinyShakespeare for this course, with
-    three tasks a model of this size can learn, each with exactly one right answer:
+    three tasks a model of this size can learn, at least in part, each with exactly one right answer:
 
     | the request starts with | the reply must be |
     |:---|:---|
@@ -79,7 +83,9 @@ def _(card, fmt, instructions, mo):
 
     The lines come from plays the course model read in pre-training
     (900 training requests), and the {card['held_out_examples']} **held-out** requests from the last tenth
-    of the text, which neither pre-training nor fine-tuning ever showed it. A conversation becomes one
+    of the text, the part pre-training kept for validation and never trained on ({len(_seen)} of them are short
+    lines that also occur word for word earlier in the plays{', such as “' + _seen[0] + '”' if _seen else ''}).
+    A conversation becomes one
     string in a **chat format**: each message starts with `&` and its role, the reply starts after
     `&bot: ` and ends with `$`. Both marks are characters the course model already knows, and rare ones:
     in the {len(_corpus):,} characters of TinyShakespeare `{fmt.MARK}` occurs {_corpus.count(fmt.MARK)} times and
@@ -107,10 +113,11 @@ def _(ft, held_out, html, mo, tokenizer):
     _all = [True] * len(_ids)
     mo.vstack([
         mo.md(f"One held-out conversation, {len(_ids)} characters, each one token. In green, the tokens the "
-              f"loss is taken on."),
+              f"model is graded on predicting (the loss is taken on them)."),
         mo.md(f"*Loss on the reply only* (the default): {sum(_reply)} of {len(_ids)} tokens.<br>"
               f"{_strip(_reply)}"),
-        mo.md(f"*Loss on every token*, as in pre-training: {len(_ids)} of {len(_ids)}.<br>{_strip(_all)}"),
+        mo.md(f"*Loss on every token*, as in pre-training: {len(_ids) - 1} of {len(_ids)} (every token but the "
+              f"first, which nothing comes before).<br>{_strip([False] + _all[1:])}"),
     ])
     return (example,)
 
@@ -137,8 +144,8 @@ def _(mo):
 
     Write a request in one of the three forms, or anything else. The same text goes to four models:
     the base course model, and three fine-tuned from it for the same 600 steps: on the reply tokens
-    (**SFT**, supervised fine-tuning), on every token, and the first one after a preference step
-    (DPO, last section). Each writes up to 48 characters with the sampling settings below, which start
+    (**SFT**, supervised fine-tuning), on every token, and the first one after 150 more steps of a
+    preference step (DPO, last section). Each writes up to 48 characters with the sampling settings below, which start
     from the ones you last chose in chapter 8 (temperature 0 is greedy decoding).
     """)
     return
@@ -148,19 +155,23 @@ def _(mo):
 def _(common, mo, tokenizer):
     request = common.text_box(default="Last word: Now is the winter of our discontent", label="Your request",
                               rows=2, key="request")
+    MAX_REQUEST = 120   # characters of a request this page keeps (its start: the task prefix is there)
     sliders = common.sampling_sliders(tokenizer.vocab_size)
     answer_seed = mo.ui.number(start=0, stop=99_999, step=1, value=0, label="seed")
     mo.vstack([request, mo.hstack([*sliders.values(), answer_seed], wrap=True)])
-    return answer_seed, request, sliders
+    return MAX_REQUEST, answer_seed, request, sliders
 
 
 @app.cell
-def _(answer_seed, assistants, base, card, common, fmt, gen, html, instructions, mo, request, sliders,
-      tokenizer):
+def _(MAX_REQUEST, answer_seed, assistants, base, card, common, fmt, gen, html, instructions, mo, request,
+      sliders, tokenizer):
     _settings = {k: s.value for k, s in sliders.items()}
-    _prepared = common.prepare(base, request.value.replace(fmt.END, ""), max_tokens=120, fallback="Last word: To be",
-                               why="the request, the format and a 48-character reply must fit the 256-character "
-                                   "context")
+    _raw = request.value.replace(fmt.END, "")
+    _prepared = common.prepare(base, _raw[:MAX_REQUEST], fallback="Last word: To be")
+    if len(_raw) > MAX_REQUEST:
+        _prepared.notices.append(f"Your request is {len(_raw):,} characters long; this page keeps its first "
+                                 f"{MAX_REQUEST} (with the format and a 48-character reply they fit the model's "
+                                 f"{base.model.config.n_ctx}-character context).")
     _text = tokenizer.decode(_prepared.ids)
     _dropped = mo.callout(mo.md(f"`{fmt.END}` ends a reply in this format, so it was left out of the request."),
                           kind="warn") if fmt.END in request.value else None
@@ -195,11 +206,15 @@ def _(answer_seed, assistants, base, card, common, fmt, gen, html, instructions,
     _sft_ended = _answers["assistant/sft"][0][1]
     _task = instructions.task_of(_text)
     _by_task = card["runs"]["sft"]["after_fp16"]["by_task"]
-    _say = (f"The request is a `{_task}` task; the right answer is `{_expected}`. On the 300 "
-            f"held-out requests, the SFT model's greedy reply is right for "
-            + ", ".join(f"{v['exact_match']:.0%} of `{k}`" for k, v in sorted(_by_task.items(),
-                                                                           key=lambda kv: -kv[1]["exact_match"]))
-            + " requests: one wrong answer here is no surprise. "
+    _sft_right = _sft_ended and _answers["assistant/sft"][0][0] == _expected
+    _rates = ", ".join(f"{v['exact_match']:.0%} of `{k}`" for k, v in sorted(_by_task.items(),
+                                                                          key=lambda kv: -kv[1]["exact_match"]))
+    _score = (f"The SFT model's greedy reply gets this one right. " if _sft_right else
+              f"On the 300 held-out requests the SFT model's greedy reply is right for {_rates} requests"
+              + (f": one wrong answer to a `{_task}` request is no surprise. "
+                 if _by_task.get(_task, {}).get("exact_match", 1) < 1 else
+                 f", so this miss is a rare one. "))
+    _say = (f"The request is a `{_task}` task; the right answer is `{_expected}`. " + _score
             if _expected is not None else
             "This request is none of the three tasks (or has no word in it), so there is no right answer to check: "
             "see what the assistants make of something they were never taught. ")
@@ -213,7 +228,8 @@ def _(answer_seed, assistants, base, card, common, fmt, gen, html, instructions,
                      "it would any text" + (", and this time it happened to write `$`. " if _base_ended else
                                             " and never writes the end mark. ")
                      + ("The fine-tuned model stops where the format says." if _sft_ended else
-                        "This time the fine-tuned model did not stop within 48 characters either."))])
+                        "This time the fine-tuned model did not stop within 48 characters"
+                        + (" either." if not _base_ended else ".")))])
     return
 
 
@@ -224,7 +240,8 @@ def _(mo):
 
     One answer can be luck. The score that counts is **exact match** on the held-out requests: the
     greedy reply, cut at `$`, must be exactly the right answer, character for character; and **format
-    compliance**: the share of replies that end with `$` at all. Below, the models answer the first
+    compliance**: the share of replies that write `$` at all, within 8 characters after the right answer's
+    length (a reply is given no more room than that). Below, the models answer the first
     held-out requests now, on this machine (the slider sets how many; all 300 take a few seconds per
     model).
     """)
@@ -275,12 +292,15 @@ def _(card, mo, n_scored, score_seconds, scored):
 
 
 @app.cell
-def _(card, mo, n_scored, scored):
+def _(card, fmt, ft, mo, n_scored, scored, tokenizer):
     _a = scored["assistant/sft"]["per_example"]
     _b = scored["assistant/sft-all-tokens"]["per_example"]
     _only_reply = sum(x and not y for x, y in zip(_a, _b))
     _only_all = sum(y and not x for x, y in zip(_a, _b))
     _ra, _rb = card["runs"]["sft"], card["runs"]["sft-all-tokens"]
+    _train = ft.read_examples(ft.INSTRUCTIONS_DIR / "train.jsonl")
+    _learn = [ft.encode_example(fmt, tokenizer, ex.messages, "response")[1][1:] for ex in _train]
+    _targets, _reply_targets = sum(map(len, _learn)), sum(map(sum, _learn))
     _card_diff = _ra["after_fp16"]["exact_match"] - _rb["after_fp16"]["exact_match"]
     if _only_reply + _only_all == 0:
         _live = "On the requests scored above the two models are right on exactly the same ones."
@@ -289,7 +309,10 @@ def _(card, mo, n_scored, scored):
                  f"loss and {_only_all} only with loss on every token; the others agree. "
                  + ("With so few that differ, this sample alone cannot separate the two: the card's 300 are the "
                     "better measure." if _only_reply + _only_all < 8 else
-                    "The sample agrees with the card." if (_only_reply > _only_all) == (_card_diff > 0) else
+                    "On this sample the two are level." if _only_reply == _only_all else
+                    ("These are the card's own requests, scored again now: the same result." if int(n_scored.value) ==
+                     card["held_out_examples"] else "The sample agrees with the card.")
+                    if (_only_reply > _only_all) == (_card_diff > 0) else
                     "This sample goes the other way from the card: move the slider to score more requests."))
     mo.md(f"""
     ## Which tokens carry the loss
@@ -298,10 +321,11 @@ def _(card, mo, n_scored, scored):
     requests (card.json): reply only **{_ra['after_fp16']['exact_match']:.1%}**, every token
     **{_rb['after_fp16']['exact_match']:.1%}** ({100 * _card_diff:+.1f} points for reply-only). {_live}
 
-    Why might the reply-only loss do better at equal steps? A batch of conversations here holds far
-    more request characters than reply characters (see the strip above), so with loss on every token
-    most of each step's gradient goes into predicting Shakespeare lines the model will only ever be
-    *given*. That is a hypothesis this page does not test further; the measured difference is above.
+    Why might the reply-only loss do better at equal steps? Of the {_targets:,} targets in the 900
+    training conversations only {_reply_targets:,} ({_reply_targets / _targets:.1%}) are reply characters, so with
+    loss on every token most of each step's loss, and of its gradient, is about predicting Shakespeare lines the
+    model will only ever be *given*. That is a hypothesis this page does not test further; the measured
+    difference is above.
     """)
     return
 
@@ -321,7 +345,8 @@ def _(mo):
     $$y = xW + \tfrac{\alpha}{r}\, x A B$$
 
     Only $A$ and $B$ train: $r\,(d_\text{in} + d_\text{out})$ numbers per layer instead of
-    $d_\text{in} d_\text{out}$. The **rank** $r$ caps how much the layer can change. After training,
+    $d_\text{in} d_\text{out}$. The **rank** $r$ limits the *kinds* of change the layer can make (the
+    change $AB$ has rank at most $r$), not how large it is. After training,
     $\tfrac{\alpha}{r}AB$ is added into $W$ once ("merged") and the model is exactly as fast as before.
     """)
     return
@@ -366,6 +391,9 @@ def _(SVG, alt, base, card, lora, mo, rank, ranks):
         x=_x, y="exact:Q", text="run:N")
     _best = max(_rows, key=lambda x: x["exact"])
     _fastest, _slowest = min(x["seconds"] for x in _rows), max(x["seconds"] for x in _rows)
+    _late = {n: r["best_step"] for n, r in card["runs"].items() if r["best_step"] != r["steps"]}
+    _best_steps = ("the last step's, for every run" if not _late else
+                   "the last step's, except " + ", ".join(f"{n} (step {s})" for n, s in _late.items()))
     _cpu_lines = card["cpu"].splitlines()
     _cpu = _cpu_lines[0].removeprefix("CPU: ") + (f" ({_cpu_lines[1].strip()})" if len(_cpu_lines) > 1 else "")
     mo.vstack([
@@ -376,17 +404,22 @@ def _(SVG, alt, base, card, lora, mo, rank, ranks):
               + ("" if _live == card["runs"][f"lora-r{_r}"]["trainable_parameters"] else
                  " (The shipped run counted a different number: the card is out of date.)")),
         mo.ui.altair_chart((_line + _points + _label).properties(width=460, height=220, usermeta=SVG,
-                                                        title="held-out exact match after 600 steps"),
+                                                        title="held-out exact match after 600 steps of training"),
                            chart_selection=False, legend_selection=False),
         mo.md("| run | trainable parameters | share | exact match (300) | seconds |\n|:---|---:|---:|---:|---:|\n"
               + _table),
-        mo.md(f"Every run: 600 steps, the same recipe and learning rate, seed 0, one thread on {_cpu}. "
+        mo.md(f"Every run: 600 steps, the same recipe and learning rate, seed 0, one thread on {_cpu}. The model "
+              f"each run saved is the one with the lowest reply loss on the first 128 held-out requests, checked "
+              f"every 100 steps: {_best_steps}. "
               f"The best LoRA run here is rank {_best['rank']} at {_best['exact']:.1%}, against "
               f"{_full['exact']:.1%} for training every weight. The LoRA runs took {_fastest:.0f}–{_slowest:.0f} s "
               f"against {_full['seconds']:.0f} s (one run each, so differences of a few seconds are noise): on a "
-              "model this small LoRA saves no time, since every step still runs the whole model forward and "
-              "backward. What it saves is the gradients and optimizer state of the frozen weights, and a full "
-              "copy of the model per variant, which matters when the model has billions of weights. The same "
+              "model this small LoRA saves no time. Every step still runs the whole model forward, and backward "
+              "through every layer to reach the adapters; it skips only the frozen weights' own gradients, and "
+              "here the adapters' extra work cancels that out. What LoRA saves is the memory for those gradients "
+              "and their optimizer state, and, when the adapters are stored on their own, a full copy of the "
+              "model per variant (glassformer merges them into the weights, so the model runs as fast as "
+              "before); that matters when the model has billions of weights. The same "
               "learning rate for all runs is a simplification: LoRA is often trained with a higher one, not tried "
               "here."),
     ])
@@ -422,7 +455,8 @@ def _(live_training, mo, store, time):
             set_ft_message("No fine-tuning run of this chapter is going on.")
         else:
             live_training.stop(ft_data_dir)
-            set_ft_message("Stopped: the checkpoint is kept (continue it with `glassformer finetune --resume`).")
+            set_ft_message(f"Stopped: the checkpoint is kept; continue it in a terminal with `glassformer finetune "
+                           f"--resume --out {ft_run_dir}` and the same options.")
         return time.time()
 
     ft_start = mo.ui.button(label="▶ Fine-tune the course model", kind="success", on_click=_start)
@@ -438,11 +472,12 @@ def _(FT_SECONDS, ft_lora, ft_poll, ft_seed, ft_start, ft_stop, mo):
 
     The button runs `glassformer finetune` on the course model in a separate process (chapter 9's
     background runner: one thread, one run at a time on this server): the shipped instruction set,
-    {FT_SECONDS} seconds of training (the step count is fitted to this machine's speed after a few
-    steps), the reply loss on held-out requests every 50 steps, and exact match on 60 held-out
-    requests before and after. The same command works in a terminal:
+    {FT_SECONDS} seconds of training (the step count is fitted to this machine's speed after 60
+    steps, and again at each evaluation), the reply loss on held-out requests every 50 steps, and exact
+    match on 60 held-out requests before and after. The same run in a terminal:
 
-        glassformer finetune --from course --data instructions --time-budget 60 --out runs/my-assistant
+        OMP_NUM_THREADS=1 glassformer finetune --from course --data instructions --time-budget {FT_SECONDS} \\
+            --eval-limit 60 --eval-interval 50 --seed 1 --out runs/my-assistant
     """), mo.hstack([ft_lora, ft_seed, ft_start, ft_stop, ft_poll], justify="start", align="center")])
     return
 
@@ -520,9 +555,10 @@ def _(mo):
     to score a reply the way the people ranked them, then the language model is trained with
     reinforcement learning (**PPO**, Schulman et al. 2017) to write replies the reward model scores
     high, with a penalty for drifting far from the fine-tuned model it started from. That needs a
-    second model, sampling during training, and care to keep it stable.
+    separately trained reward model (and, for PPO, a value model and a frozen copy of the starting
+    model), replies sampled during training, and care to keep it stable.
 
-    **DPO** (direct preference optimization, Rafailov et al. 2023) reaches the same goal with neither
+    **DPO** (direct preference optimization, Rafailov et al. 2023) optimises the same objective with neither
     the reward model nor the sampling. It keeps a frozen copy of the starting model, the **reference**,
     and for each pair (a preferred reply $y_w$, a rejected one $y_l$) to the same request $x$ computes
     an **implicit reward**, how much more likely the trained model finds a reply than the reference:
@@ -530,8 +566,9 @@ def _(mo):
     $$r(y) = \beta \left(\log \pi(y \mid x) - \log \pi_\text{ref}(y \mid x)\right), \qquad
       \mathcal{L} = -\log \sigma\big(r(y_w) - r(y_l)\big)$$
 
-    The loss falls as the preferred reply's reward rises above the rejected one's; $\beta$ sets how far
-    from the reference the model may go. It is a classification loss on pairs, trained like any other.
+    The loss falls as the preferred reply's reward rises above the rejected one's; the larger
+    $\beta$, the closer to the reference the model is held. It is a classification loss on pairs,
+    trained like any other.
 
     Here the preference can be checked: for a "Last word:" request the preferred reply is the line's
     last word and the rejected one another word of the same line (300 training pairs, 100 held out).
@@ -568,16 +605,23 @@ def _(SVG, alt, card, code_panel, dpo_lib, mo):
     else:
         _sides = "both became more likely, the chosen one more."
     _after, _sft_all = _d["all_tasks_after"]["exact_match"], card["runs"]["sft"]["after_fp16"]["exact_match"]
+    _sft_tasks = card["runs"]["sft"]["after_fp16"]["by_task"]
     if _la["exact_match"] < _lb["exact_match"]:
+        _other = [f"{k.replace('_', ' ')} ({_sft_tasks[k]['exact_match']:.0%} → {v['exact_match']:.0%})"
+                  for k, v in _d["all_tasks_after"]["by_task"].items()
+                  if k != "last_word" and v["exact_match"] <= _sft_tasks[k]["exact_match"] - 0.05]   # 5+ of 100
         _verdict = (f"So on the pairs' own measure the step worked, and on the user's it did the opposite: the "
-                    f"assistant got *worse* at the very task the pairs were about. Pal et al. (2024) describe this "
-                    f"failure of DPO: its loss can fall while the preferred reply's probability falls too, and a "
-                    f"greedy reply is decided by absolute probabilities, not by a gap. Their fix (DPO-Positive) adds "
-                    f"a penalty whenever the preferred reply becomes less likely than under the reference; it is not "
-                    f"run here. The lesson carries over: a preference step is judged by what users get, measured on "
-                    f"held-out requests, not by its own loss.")
+                    f"assistant got *worse* at the very task the pairs were about"
+                    + (f", and at {' and '.join(_other)} too, which no pair mentioned. " if _other else ". ")
+                    + "Pal et al. (2024) describe this failure of DPO: its loss can fall while the preferred reply's "
+                    "probability falls too, especially when the two replies differ in only a few tokens, as here "
+                    "(one word). A greedy reply is decided by the replies' own probabilities, not by the gap between "
+                    "two of them. Their fix (DPO-Positive) adds a penalty whenever the preferred reply becomes less "
+                    "likely than under the reference; it is not run here. The lesson carries over: a preference step "
+                    "is judged by what users get, measured on held-out requests, not by its own loss.")
     else:
-        _verdict = "Here the step also helped what a user sees."
+        _verdict = ("Here the step also helped what a user sees." if _la["exact_match"] > _lb["exact_match"] else
+                    "What a user sees did not change on this task.")
     mo.vstack([
         mo.ui.altair_chart(_chart.properties(usermeta=SVG), chart_selection=False, legend_selection=False),
         mo.md(f"On the {_d['pairs']['held_out']} held-out pairs, over {_d['recipe']['steps']} steps (β = "
@@ -644,10 +688,11 @@ def _(Question):
                  "Their targets are set to −100, which cross-entropy ignores; only the reply (ending with $) is "
                  "graded."),
         Question("lora-count", "A linear layer of 128 inputs and 384 outputs gets a LoRA adapter of rank 8. How many "
-                 "numbers does training change in that layer?",
+                 "numbers does training learn for that layer?",
                  ["8 × (128 + 384) = 4,096", "128 × 384 = 49,152", "8 × 128 × 384 = 393,216",
                   "8 + 128 + 384 = 520"], 0,
-                 "A is 128 × 8 and B is 8 × 384: r(d_in + d_out). The 49,152 weights of W stay frozen."),
+                 "A is 128 × 8 and B is 8 × 384: r(d_in + d_out). The 49,152 weights of W stay frozen while it "
+                 "trains (merging AB into W afterwards changes them all, by a learned rank-8 amount)."),
         Question("dpo-needs", "What does DPO need that plain supervised fine-tuning does not?",
                  ["Pairs of replies, one preferred, and a frozen reference model",
                   "A reward model and sampling during training", "A larger vocabulary",
