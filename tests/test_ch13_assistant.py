@@ -55,7 +55,7 @@ def test_the_shipped_assistants_score_what_the_card_says_and_clear_the_issues_ba
     assert sft["exact_match"] - base["exact_match"] >= 0.50
     assert sft["exact_match"] > every["exact_match"]
     assert card["runs"]["sft"]["steps"] == card["runs"]["sft-all-tokens"]["steps"] == card["steps"]
-    for name in ("sft", "sft-all-tokens", "dpo"):
+    for name in ("sft", "sft-all-tokens", "lora-r8", "dpo"):
         loaded = load_model(f"assistant/{name}")
         now = evaluate(loaded.model, loaded.tokenizer, held_out[:SCORED], per_example=True)["per_example"]
         shipped = (card["dpo"]["all_tasks_after"] if name == "dpo" else card["runs"][name]["after_fp16"])

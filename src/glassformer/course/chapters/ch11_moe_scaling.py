@@ -200,7 +200,8 @@ def _(mo, moe_cfg, routing_html, text_chars, text_routing):
     _second = ("and the thick line under it the second" if _K == 2 else
                f"and the thick line under it the second of its {_K}" if _K > 2 else "")
     mo.vstack([
-        mo.md(f"Each character of your text ({len(text_chars)} tokens) in each of the {moe_cfg.n_layers} layers: "
+        mo.md(f"Each character of your text ({len(text_chars)} token{'s' if len(text_chars) != 1 else ''}) in each "
+              f"of the {moe_cfg.n_layers} layers: "
               f"the fill is the colour of the expert the router ranked first for it, {_second}. Hover over a "
               f"character for the router's probability of every expert."),
         mo.Html(routing_html(text_chars, text_routing)),
@@ -255,16 +256,23 @@ def _(EXPERT_FILL, SVG, alt, layer_pick, mo, moe_cfg, moe_loaded, nobal_loaded, 
     _ne, _ns = nobal_text_load.busiest[_l]
     _vb = moe_loaded.card["expert_load_validation"]["busiest_expert"][_l]
     _vn = nobal_loaded.card["expert_load_validation"]["busiest_expert"][_l]
+    _per_layer = [b["token_share"] for b in nobal_loaded.card["expert_load_validation"]["busiest_expert"]]
+    _worst = max(range(len(_per_layer)), key=_per_layer.__getitem__)
+    _worst_share = _per_layer[_worst]
     mo.vstack([
         mo.ui.altair_chart(_chart, chart_selection=False, legend_selection=False),
-        mo.md(f"Bars: each expert's share of your text's {text_load.tokens} tokens in layer {_l}; black ticks: its "
+        mo.md(f"Bars: each expert's share of your text's {text_load.tokens} "
+              f"token{'s' if text_load.tokens != 1 else ''} in layer {_l}; black ticks: its "
               f"share of the validation split ({moe_loaded.card['expert_load_validation']['tokens']:,} "
               f"characters, measured when the model was shipped); dashed line: an even split, {_K} of {_E} = "
               f"{_even:.0%} of the tokens each (a token goes to {_K} experts, so the shares add up to {_K}).\n\n"
               f"Layer {_l} on your text: the mixture's busiest expert, expert {_be}, gets **{_bs:.0%}** of the tokens "
               f"(balance loss {text_load.balance[_l]:.2f}); trained without the balance loss, expert {_ne} gets "
               f"**{_ns:.0%}** (balance loss {nobal_text_load.balance[_l]:.2f}). Over the validation split: "
-              f"{_vb['token_share']:.0%} and {_vn['token_share']:.0%}."),
+              f"{_vb['token_share']:.0%} and {_vn['token_share']:.0%}."
+              + (f" The model trained without the balance loss is most uneven in layer {_worst} (its busiest expert "
+                 f"takes {_worst_share:.0%} of the validation tokens): move the slider there."
+                 if _worst != _l else "")),
     ])
     return
 
@@ -298,7 +306,8 @@ def _(code_panel, ex, layer_pick, mo, text_chars, text_routing, token_label):
         _said = (f"No clear specialisation in layer {_l} on your text: no expert's share of any class differs "
                  f"from the text's by both {ex.LIFT:g}× and {ex.Z_CLEAR:g} times the spread a random subset of the "
                  f"same size would show."
-                 + (f" With only {_spec.n} tokens, and about {sum(_spec.tokens) // len(_spec.tokens)} per expert,"
+                 + (f" With only {_spec.n} token{'s' if _spec.n != 1 else ''}, and about "
+                    f"{sum(_spec.tokens) // len(_spec.tokens)} per expert,"
                     " only a very large difference could show: the measurement below uses held-out "
                     "Shakespeare, where each expert sees thousands." if _spec.n < 500 else ""))
     mo.vstack([
@@ -550,41 +559,61 @@ def _(mo, sc, scaling_card, scaling_runs):
 
 
 @app.cell
-def _(mo, scaling_runs):
+def _(sc, scaling_runs):
+    def two_term(runs):
+        return sc.fit_loss_vs_n_d([r["non_embedding_parameters"] for r in runs], [r["tokens"] for r in runs],
+                                  [r["val_loss"] for r in runs])
+
+    # The two-term law fitted to every run, and again leaving out the smallest budgets (while 3 budgets remain:
+    # with fewer, B and β cannot be told apart from E).
+    _budgets = sorted({r["tokens"] for r in scaling_runs})
+    nd_fits = {}
+    for _t in _budgets[:max(0, len(_budgets) - 2)]:
+        _runs = [r for r in scaling_runs if r["tokens"] >= _t]
+        if len(_runs) >= 7 and len({r["size"] for r in _runs}) >= 2:
+            nd_fits[_t] = two_term(_runs)
+    return (nd_fits,)
+
+
+@app.cell
+def _(mo, nd_fits, scaling_runs):
     _budgets = sorted({r["tokens"] for r in scaling_runs})
     _usable = [t for t in _budgets if sum(r["tokens"] == t for r in scaling_runs) >= 4]
     _options = {f"{t / 1e6:.2f}M training tokens": t for t in _usable} or {"(no budget has 4 runs yet)": 0}
     fit_budget = mo.ui.dropdown(_options, value=list(_options)[-1], label="fit L(N) to the runs of")
-    fit_budget
-    return (fit_budget,)
+    _from = ({("every run" if i == 0 else f"runs of {t / 1e6:.2f}M tokens or more"): t for i, t in enumerate(nd_fits)}
+             or {"(not enough runs yet)": 0})
+    nd_from = mo.ui.dropdown(_from, value=list(_from)[0], label="fit L(N, D) to")
+    mo.hstack([fit_budget, nd_from], justify="start", gap=2)
+    return fit_budget, nd_from
 
 
 @app.cell
-def _(fit_budget, sc, scaling_runs):
-    law_n = law_nd = None
+def _(fit_budget, nd_fits, nd_from, sc, scaling_runs):
+    law_n = None
     _one = [r for r in scaling_runs if r["tokens"] == fit_budget.value]
     if len(_one) >= 4:
         law_n = sc.fit_loss_vs_n([r["non_embedding_parameters"] for r in _one], [r["val_loss"] for r in _one])
-    if (len(scaling_runs) >= 7 and len({r["tokens"] for r in scaling_runs}) >= 2
-            and len({r["size"] for r in scaling_runs}) >= 2):
-        law_nd = sc.fit_loss_vs_n_d([r["non_embedding_parameters"] for r in scaling_runs],
-                                    [r["tokens"] for r in scaling_runs], [r["val_loss"] for r in scaling_runs])
-    return law_n, law_nd
+    law_nd = nd_fits.get(nd_from.value)
+    nd_runs = [r for r in scaling_runs if r["tokens"] >= nd_from.value] if law_nd is not None else []
+    return law_n, law_nd, nd_runs
 
 
 @app.cell
-def _(code_panel, fit_budget, law_n, law_nd, mo, sc):
+def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, sc):
     def _pm(fit, name, digits=3):
         v, e = fit[name], fit.error(name)
         big = abs(v) >= 1e4 or (abs(v) < 1e-3 and v != 0)
         return (f"{v:.3g} ± {e:.2g}" if big else f"{v:.{digits}f} ± {e:.{digits}f}")
 
+    _first = min(nd_fits) if nd_fits else 0
+    _nd_label = "every run" if nd_from.value == _first else f"runs of {nd_from.value / 1e6:.2f}M tokens or more"
     _lines = ["| law | runs | E | A | α | B | β | rms residual |", "|:---|---:|---:|---:|---:|---:|---:|---:|"]
     if law_n is not None:
         _lines.append(f"| L(N), {fit_budget.value / 1e6:.2f}M tokens | {law_n.points} | {_pm(law_n, 'E')} | "
                       f"{_pm(law_n, 'A')} | {_pm(law_n, 'alpha')} | | | {law_n.rms:.4f} |")
     if law_nd is not None:
-        _lines.append(f"| L(N, D), every run | {law_nd.points} | {_pm(law_nd, 'E')} | {_pm(law_nd, 'A')} | "
+        _lines.append(f"| L(N, D), {_nd_label} | {law_nd.points} | {_pm(law_nd, 'E')} | {_pm(law_nd, 'A')} | "
                       f"{_pm(law_nd, 'alpha')} | {_pm(law_nd, 'B')} | {_pm(law_nd, 'beta')} | {law_nd.rms:.4f} |")
     _say = []
     for _name, _fit in (("L(N)", law_n), ("L(N, D)", law_nd)):
@@ -603,6 +632,29 @@ def _(code_panel, fit_budget, law_n, law_nd, mo, sc):
         if _fit["E"] < 0:
             _s += " A negative floor is impossible for a loss: these runs do not determine E."
         _say.append(_s)
+    if law_nd is not None:
+        _res = {}
+        for r in nd_runs:   # residuals of the selected two-term fit, budget by budget
+            _res.setdefault(r["tokens"], []).append(r["val_loss"] - law_nd.predict(r["non_embedding_parameters"],
+                                                                                   r["tokens"]))
+        _rms = {t: float(np.sqrt(np.mean(np.square(v)))) for t, v in _res.items()}
+        _worst, _best = max(_rms, key=_rms.get), min(_rms, key=_rms.get)
+        _say.append(f"Under this two-term fit the {_worst / 1e6:.2f}M-token runs sit furthest from the law (rms "
+                    f"{_rms[_worst]:.3f} nats) and the {_best / 1e6:.2f}M-token runs closest ({_rms[_best]:.3f}).")
+    if len(nd_fits) > 1:
+        _rows = "\n".join(f"| {'every run' if t == _first else f'{t / 1e6:.2f}M tokens or more'} | {f.points} | "
+                          f"{f['E']:.2f} ± {f.error('E'):.2f} | {f['alpha']:.2f} ± {f.error('alpha'):.2f} | "
+                          f"{f['beta']:.2f} ± {f.error('beta'):.2f} | {f.rms:.4f} |" for t, f in nd_fits.items())
+        _all, _last = nd_fits[_first], nd_fits[max(nd_fits)]
+        _say.append("How much the two-term law depends on the runs it is given (pick one above; the prediction and "
+                    "the compute-optimal split below use it):\n\n"
+                    "| L(N, D) fitted to | runs | E | α | β | rms residual |\n"
+                    "|:---|---:|---:|---:|---:|---:|\n" + _rows +
+                    f"\n\nLeaving out the smallest budgets, the rms residual goes from {_all.rms:.3f} to "
+                    f"{_last.rms:.3f} nats"
+                    + (f": one law for every budget fits the longer runs better, and the shortest runs "
+                       f"({_first // (sc.BATCH * sc.CONTEXT):,} steps, still far from done) pull the every-run fit away "
+                       f"from them." if _last.rms < _all.rms / 1.5 else "."))
     if law_n is None and law_nd is None:
         _say.append("Not enough runs to fit yet.")
     mo.vstack([
@@ -639,26 +691,30 @@ def _(SVG, alt, fit_budget, law_n, law_nd, mo, np, sc, scaling_runs):
                    if law_nd is not None else [])
         _color = alt.Color("D:N", title="training tokens", sort=_order,
                            scale=alt.Scale(scheme="viridis", domain=_order), legend=alt.Legend(orient="right"))
-        _logx = alt.X("N:Q", scale=alt.Scale(type="log"), title="non-embedding parameters N (log)",
-                      axis=alt.Axis(format="~s"))
-        _logy = alt.Y("loss:Q", scale=alt.Scale(type="log", zero=False), title="validation loss (log)")
+        def _span(values, pad):   # a log axis over the data, not over whole decades
+            return [min(values) / pad, max(values) * pad]
+
+        _logx = alt.X("N:Q", scale=alt.Scale(type="log", domain=_span([p["N"] for p in _points], 1.3), nice=False),
+                      title="non-embedding parameters N (log)", axis=alt.Axis(format="~s"))
+        _logy = alt.Y("loss:Q", scale=alt.Scale(type="log", domain=_span([p["loss"] for p in _points], 1.05),
+                                                nice=False), title="validation loss (log)")
         _tip = ["size:N", alt.Tooltip("N:Q", format=","), alt.Tooltip("tokens:Q", format=","),
                 alt.Tooltip("loss:Q", format=".4f"), alt.Tooltip("C:Q", format=".2e", title="compute")]
         _runs_n = alt.Chart(alt.Data(values=_points)).mark_line(point=True, strokeWidth=1).encode(
             x=_logx, y=_logy, color=_color, tooltip=_tip)
         _layers = [_runs_n]
         if _curves:
-            _layers.append(alt.Chart(alt.Data(values=_curves)).mark_line(strokeDash=[5, 4], strokeWidth=1.5).encode(
-                x=_logx, y=_logy, color=_color))
+            _layers.append(alt.Chart(alt.Data(values=_curves)).mark_line(
+                strokeDash=[5, 4], strokeWidth=1.5, clip=True).encode(x=_logx, y=_logy, color=_color))
         if law_n is not None:
             _one = [{"N": float(n), "loss": float(law_n.predict(n))} for n in _ns]
-            _layers.append(alt.Chart(alt.Data(values=_one)).mark_line(color="#111827", strokeWidth=1).encode(
+            _layers.append(alt.Chart(alt.Data(values=_one)).mark_line(color="#111827", strokeWidth=1, clip=True).encode(
                 x=_logx, y=_logy))
         _left = alt.layer(*_layers).properties(width=330, height=260, title="loss against parameters")
         _frontier = sc.compute_frontier(scaling_runs)
         _front = [{"C": r["compute"], "loss": r["val_loss"], "size": r["size"]} for r in _frontier]
-        _logc = alt.X("C:Q", scale=alt.Scale(type="log"), title="training compute C = 6ND (FLOPs, log)",
-                      axis=alt.Axis(format=".0e"))
+        _logc = alt.X("C:Q", scale=alt.Scale(type="log", domain=_span([p["C"] for p in _points], 1.5), nice=False),
+                      title="training compute C = 6ND (FLOPs, log)", axis=alt.Axis(format=".0e"))
         _size_order = [s for s in sc.SIZES if any(p["size"] == s for p in _points)]
         _by_size = alt.Chart(alt.Data(values=_points)).mark_line(point=True, strokeWidth=1).encode(
             x=_logc, y=_logy, tooltip=_tip,
@@ -686,7 +742,7 @@ def _(SVG, alt, fit_budget, law_n, law_nd, mo, np, sc, scaling_runs):
 def _(json, live_training, mo, sc, scaling_runs, store, time):
     scal_data_dir = store.db_path().parent
     scal_run_dir = scal_data_dir / "scaling" / "live"    # not in runs/: a scaling run is no model for the picker
-    RUN_LIMIT = 75     # seconds of training at most (--time-limit); start-up and the final evaluation come on top
+    RUN_LIMIT = 60     # seconds of training at most (--time-limit); start-up and the final evaluation add ~15 s
     scal_message, set_scal_message = mo.state("")
     scal_shapes = sc.PAGE_SIZES | sc.SIZES
     scal_counts = {name: sc.shape_counts(*shape) for name, shape in scal_shapes.items()}
@@ -700,7 +756,7 @@ def _(json, live_training, mo, sc, scaling_runs, store, time):
         return sc.expected_seconds(scaling_runs, scal_counts[name].non_embedding, tokens) if scaling_runs else None
 
     _fits = [(s, t) for s in sc.PAGE_SIZES for t in _budgets
-             if (scal_expected(s, t) or RUN_LIMIT) <= RUN_LIMIT * 0.7]
+             if (scal_expected(s, t) or RUN_LIMIT) <= RUN_LIMIT * 0.5]
     _default = max(_fits, key=lambda st: st[1] * scal_counts[st[0]].non_embedding) if _fits else ("d20-L2", _budgets[0])
     scal_shape = mo.ui.dropdown(_shape_options, value=next(k for k, v in _shape_options.items() if v == _default[0]),
                                 label="shape")
@@ -757,7 +813,7 @@ def _(RUN_LIMIT, law_nd, mo, scal_counts, scal_expected, scal_poll, scal_shape, 
     if _expected is not None:
         _parts.append(f"At the speeds the table's runs measured, training should take about {_expected:.0f} s"
                       + (f": more than this page's {RUN_LIMIT} s, so it will not start." if _expected > RUN_LIMIT
-                         else "."))
+                         else f" (longer on a busy machine; it stops at {RUN_LIMIT} s)."))
     if law_nd is not None:
         _parts.append(f"The two-term law predicts a validation loss of **{law_nd.predict(_n, _tokens):.3f} ± "
                       f"{law_nd.new_run_error(_n, _tokens):.3f}** (one standard error: the fit's own uncertainty and "
@@ -850,45 +906,63 @@ def _(law_nd, mo, np, sc, scaling_runs):
         _rows = "\n".join(f"| {r['compute']:.2e} | {r['size']} | {r['non_embedding_parameters']:,} | "
                           f"{r['tokens'] / 1e6:.2f}M | {r['tokens'] / r['non_embedding_parameters']:,.0f} | "
                           f"{r['tokens'] / r['parameters']:,.0f} | {r['val_loss']:.4f} |" for r in _frontier)
-        _ratios = [r["tokens"] / r["non_embedding_parameters"] for r in _frontier]
-        _largest = max(r["non_embedding_parameters"] for r in scaling_runs)
-        _longest = max(r["tokens"] for r in scaling_runs)
+        _n_lo, _n_hi = (f(r["non_embedding_parameters"] for r in scaling_runs) for f in (min, max))
+        _d_lo, _d_hi = (f(r["tokens"] for r in scaling_runs) for f in (min, max))
+        _ratio = lambda r: r["tokens"] / r["non_embedding_parameters"]  # noqa: E731
+        _small = [r for r in _frontier if r["non_embedding_parameters"] == _n_lo]
+        _inside = [r for r in _frontier
+                   if _n_lo < r["non_embedding_parameters"] < _n_hi and _d_lo < r["tokens"] < _d_hi]
         _top = _frontier[-1]
-        _corner = (f"The best run of all, {_top['size']} on {_top['tokens'] / 1e6:.2f}M tokens, "
-                   + ("is the largest model on the largest budget: within this table, more of both always helped."
-                      if _top["non_embedding_parameters"] == _largest and _top["tokens"] == _longest else
-                      "is not the largest model on the largest budget: at some point spending compute on one more than "
-                      "the other stopped paying."))
         _said = [f"{len(_frontier)} of the {len(scaling_runs)} runs {'are' if len(_frontier) > 1 else 'is'} on the "
-                 f"frontier. Along it, from the cheapest "
-                 f"to the most expensive, the model grows from {_frontier[0]['non_embedding_parameters']:,} to "
-                 f"{_top['non_embedding_parameters']:,} non-embedding parameters and the training text from "
-                 f"{_frontier[0]['tokens'] / 1e6:.2f}M to {_top['tokens'] / 1e6:.2f}M tokens; the compute-optimal "
-                 f"runs train on {min(_ratios):,.0f} to {max(_ratios):,.0f} tokens per non-embedding parameter. "
-                 + _corner]
+                 f"frontier. From the cheapest to the most expensive, the model on it grows from "
+                 f"{_frontier[0]['non_embedding_parameters']:,} to {_top['non_embedding_parameters']:,} non-embedding "
+                 f"parameters, and its tokens per parameter go from {_ratio(_frontier[0]):,.0f} to "
+                 f"{_ratio(_top):,.0f}."]
+        if len(_small) > 1:
+            _said.append(f"{len(_small)} frontier runs are the smallest size, {_small[0]['size']}: the "
+                         "table has nothing smaller, so at those budgets the frontier shows where the grid of runs "
+                         f"ends, not where the optimum is (their {_ratio(_small[0]):,.0f} to {_ratio(_small[-1]):,.0f} "
+                         "tokens per parameter included).")
+        if _inside:
+            _lo, _hi = min(map(_ratio, _inside)), max(map(_ratio, _inside))
+            _falling = len(_inside) > 1 and all(_ratio(b) < _ratio(a) for a, b in zip(_inside, _inside[1:]))
+            _said.append("The frontier runs away from the table's edges (neither its smallest nor its largest size, "
+                         "budget neither the smallest nor the largest): " +
+                         ", ".join(f"{r['size']} on {r['tokens'] / 1e6:.2f}M tokens ({_ratio(r):,.0f} per parameter)"
+                                   for r in _inside) +
+                         (f". They train on {_lo:,.0f} to {_hi:,.0f} tokens per parameter, {_lo / _chin:.1f}× to "
+                          f"{_hi / _chin:.1f}× Chinchilla's ~{_chin}" if len(_inside) > 1 else
+                          f": {_lo / _chin:.1f}× Chinchilla's ~{_chin}")
+                         + (", falling as the compute grows, where Chinchilla found it about constant." if _falling
+                            else "."))
+        if _top["non_embedding_parameters"] == _n_hi and _top["tokens"] == _d_hi:
+            _said.append(f"The best run of all, {_top['size']} on {_top['tokens'] / 1e6:.2f}M tokens, is the largest "
+                         "model on the largest budget, a corner of the table: it cannot say which of the two would "
+                         "help more beyond it.")
         if law_nd is not None:
             try:
                 _cs = np.array([min(r["compute"] for r in scaling_runs), max(r["compute"] for r in scaling_runs)])
                 _n_opt, _d_opt = sc.compute_optimal(law_nd, _cs)
                 _a = law_nd["beta"] / (law_nd["alpha"] + law_nd["beta"])
                 _fit_ratio = _d_opt / _n_opt
-                _where = ("more" if _fit_ratio.min() > 2 * _chin else "fewer" if _fit_ratio.max() < _chin / 2 else None)
                 _said.append(
-                    f"The fitted law gives the optimum directly (set $dL/dN = 0$ with $D = C/6N$): "
-                    f"$N_{{opt}} \\propto C^{{\\beta/(\\alpha+\\beta)}} = C^{{{_a:.2f}}}$ and "
+                    f"The fitted law (the L(N, D) chosen above) gives the optimum directly (set $dL/dN = 0$ with "
+                    f"$D = C/6N$): $N_{{opt}} \\propto C^{{\\beta/(\\alpha+\\beta)}} = C^{{{_a:.2f}}}$ and "
                     f"$D_{{opt}} \\propto C^{{{1 - _a:.2f}}}$. At the table's smallest compute, {_cs[0]:.1e} FLOPs, it "
                     f"picks N = {_n_opt[0]:,.0f} and D = {_d_opt[0]:,.0f} ({_fit_ratio[0]:,.0f} tokens per parameter); "
                     f"at the largest, {_cs[1]:.1e}, N = {_n_opt[1]:,.0f} and D = {_d_opt[1]:,.0f} "
-                    f"({_fit_ratio[1]:,.0f} per parameter).")
-                _said.append(
-                    f"Hoffmann et al. (2022, the Chinchilla paper) found that parameters and tokens should grow in "
-                    f"about equal proportion, near {_chin} tokens per parameter. "
-                    + (f"The runs here put the optimum at far {_where} tokens per parameter than that."
-                       if _where else f"The runs here put the optimum within a factor of 2 of it.")
-                    + (" Exponents this close to 0 or 1 mean one of the two hardly matters to the fit: read them with "
-                       "the uncertainty of α and β above." if not 0.2 <= _a <= 0.8 else ""))
+                    f"({_fit_ratio[1]:,.0f} per parameter)."
+                    + (f" Both lie outside the sizes the table holds ({_n_lo:,} to {_n_hi:,}): extrapolations."
+                       if all(not _n_lo <= v <= _n_hi for v in _n_opt) else
+                       " One of them lies outside the sizes the table holds: an extrapolation."
+                       if any(not _n_lo <= v <= _n_hi for v in _n_opt) else "")
+                    + (" With α this poorly determined (see its ± above), so is this split: the fit barely tells how "
+                       "much size matters." if not law_nd.error("alpha") < law_nd["alpha"] / 2 else ""))
             except ValueError as exc:
                 _said.append(f"The fitted law gives no compute-optimal split: {exc}.")
+        _said.insert(0, f"Hoffmann et al. (2022, the Chinchilla paper) found that parameters and tokens should grow "
+                        f"in about equal proportion, near {_chin} tokens per parameter, for models of 70 million "
+                        "parameters and up trained on fresh text. Here:")
         _out = mo.vstack([
             mo.md(r"""
             ## Compute-optimal: bigger model or more text?
@@ -925,6 +999,11 @@ def _(mo, scaling_card, scaling_runs):
                      "whether it is counted." if _table_share >= 0.05 else "")
         _budgets = sorted({r["tokens"] for r in scaling_runs})
         _sizes = sorted({r["non_embedding_parameters"] for r in scaling_runs})
+        _beyond = [t for t in _budgets if t > _train]
+        _repeat = (f"The {len(_beyond)} budget{'s' if len(_beyond) > 1 else ''} beyond one pass ("
+                   + ", ".join(f"{t / 1e6:.2f}M" for t in _beyond) + " tokens) train partly on repeated text, so "
+                   "$B/D^\\beta$ here mixes new and repeated text, not an ever larger corpus." if _beyond else
+                   "No budget here reads the training split more than once.")
         _loss = {(r["non_embedding_parameters"], r["tokens"]): r["val_loss"] for r in scaling_runs}
         _pairs = [(_loss[(a, t)], _loss[(b, t)]) for t in _budgets for a, b in zip(_sizes, _sizes[1:])
                   if (a, t) in _loss and (b, t) in _loss]
@@ -938,24 +1017,24 @@ def _(mo, scaling_card, scaling_runs):
             _monotone = (f"that a larger size reached a lower loss than the size below it in {len(_pairs) - _worse} of "
                          f"{len(_pairs)} comparisons at equal budget")
         _out = mo.md(f"""
-        ### What a 1 MB character corpus can and cannot show
+        ### What a {len(_text.encode('utf-8')) / 1e6:.1f} MB character corpus can and cannot show
 
-        The training split is the first 90% of TinyShakespeare, {_train:,} characters. What these runs can show:
+        TinyShakespeare is {len(_text):,} characters; the training split is its first 90%, {_train:,}. What
+        these runs can show:
         {_monotone}, and how well a power law with a floor follows the losses (the rms residuals above).
         What they cannot:
 
         - *Fresh data.* The largest budget, {_longest / 1e6:.2f}M tokens, reads the training split
           {_longest / _train:.1f} times: {_longest / _train:.1f} **epochs**. Muennighoff et al. (2023) found that
           up to about 4 epochs of repeated data train nearly as well as new data, and that beyond that
-          repetition is worth less and less. So $D$ here is partly repeated text, and $B/D^\\beta$ measures
-          repeated text, not an ever larger corpus.
+          repetition is worth less and less. {_repeat}
         - *Tokens like the papers'.* One token is one character here, so the loss is in nats per character
           and a run of $D$ tokens has read $D$ characters; the papers' tokens are subwords of several
           characters each. The fitted constants belong to this corpus, this tokenizer and this recipe, and
           cannot be set beside the papers' numbers.
         - *Large models.* N runs from {_sizes[0]:,} to {_sizes[-1]:,} non-embedding parameters; Hoffmann et
-          al.'s runs went from 70 million to over 16 billion. Nothing here says how the law continues
-          {_big['size']}'s size 1,000× further up.{_counting}
+          al.'s runs went from 70 million to over 16 billion. Nothing here says how the law continues far
+          beyond {_big['size']}'s size.{_counting}
         - *Noise.* Each run was trained once, with one seed, so the scatter of the runs around the law
           mixes what the law misses with how much a run would change with another seed.
         """)
