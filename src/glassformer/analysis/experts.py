@@ -8,7 +8,7 @@ N tokens. For each expert:
                   the same expert twice; the shares sum to K; perfectly even: K/E)
 
 and for the layer the Switch balance loss E·Σ_i f_i·P_i over the whole text (model/moe.py's
-`balance_loss`: 1 when perfectly even, E when every token goes to one expert with certainty).
+`balance_loss`: 1 when perfectly even, at most E/K when every token's first choice is one expert with certainty).
 Worked example: with E = 8 and K = 2, an even router gives every expert a quarter of the tokens;
 a busiest expert with a token share of 0.9 sees nine tokens in ten.
 

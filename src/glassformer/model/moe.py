@@ -43,7 +43,8 @@ all the work while the rest learn nothing). Switch Transformers add an auxiliary
 
 with f_i the fraction of the N·K slots routed to expert i and P_i the mean router probability
 of expert i over the tokens. Perfectly balanced routing (f_i = P_i = 1/E) gives exactly 1;
-everything on one expert with certainty gives E. `balance_loss` computes it; the training loop
+every token's first choice the same expert with certainty gives E/K (one expert can hold at most
+1/K of the slots; with K = 1, as in Switch, that is E). `balance_loss` computes it; the training loop
 adds it, weighted by TrainConfig.balance_weight.
 
 Dimension names: N = B·T tokens, E experts, K experts per token, F_e expert width.

@@ -115,10 +115,10 @@ def _(dense_net, mo, moe_cfg):
     Each expert is a SwiGLU (chapter 6) of width $F_e = {_F}$: three matrices of $D \times F_e$
     {"and their biases" if _bias else ""}, ${_one_math}$ weights. One layer stores
     $E \cdot {_n(_one)} + D \cdot E = {_n(_total)}$ weights (the $D \cdot E = {_n(_D * _E)}$ are the router's),
-    and a token uses $K \cdot {_n(_one)} + D \cdot E = {_n(_active)}$ of them: its **active parameters**. Its
+    and a token uses $K \cdot {_n(_one)} + D \cdot E = {_n(_active)}$ of them: its **active parameters** in this layer. Its
     **dense twin** has one SwiGLU of width ${_Fd} = K \cdot F_e$ in each block, ${_dense_math}$ weights:
     the same work per token but for {_extra:,} weights ({_why}), with {_total / _dense_mlp:.1f}× fewer
-    weights stored.
+    weights stored in this part of the block (the attention and the character table are the same in both).
     """)
     return
 
@@ -213,13 +213,15 @@ def _(mo, moe_cfg, routing_html, text_chars, text_routing):
 def _(mo, moe_cfg, moe_loaded):
     layer_pick = mo.ui.slider(0, moe_cfg.n_layers - 1, step=1, value=0, label="layer", show_value=True)
     _weight = moe_loaded.card["recipe"]["changes"]["balance_weight"]
+    _E_over_K = moe_cfg.n_experts / moe_cfg.experts_per_token
     mo.vstack([mo.md(f"""
     ### Each expert's load
 
     The **load-balancing loss** of Switch Transformers, added to the training loss with weight {_weight:g}, pushes
     the router to share the tokens out: it is $E \\cdot \\sum_i f_i P_i$, with $f_i$ the share of routing
     slots expert $i$ received and $P_i$ its mean router probability, which is 1 when the experts share
-    evenly and $E$ when every token goes to one expert with certainty. Without it a router can fall into
+    evenly and at most $E/K$ (here {_E_over_K:g}) when every token's first choice is the same expert with certainty
+    (with $K = 1$, as in Switch, that is $E$). Without it a router can fall into
     **routing collapse**: a few experts get most tokens, learn fastest, and so get even more. The second
     chart is the same text through the same architecture trained without that loss. Pick a layer:
     """), layer_pick])
@@ -307,7 +309,7 @@ def _(code_panel, ex, layer_pick, mo, text_chars, text_routing, token_label):
                  f"from the text's by both {ex.LIFT:g}× and {ex.Z_CLEAR:g} times the spread a random subset of the "
                  f"same size would show."
                  + (f" With only {_spec.n} token{'s' if _spec.n != 1 else ''}, and about "
-                    f"{sum(_spec.tokens) // len(_spec.tokens)} per expert,"
+                    f"{sum(_spec.tokens) / len(_spec.tokens):.1f} per expert,"
                     " only a very large difference could show: the measurement below uses held-out "
                     "Shakespeare, where each expert sees thousands." if _spec.n < 500 else ""))
     mo.vstack([
@@ -360,7 +362,7 @@ def _(build_model, code_panel, ex, held_out_text, mo, moe_cfg, moe_loaded, moe_n
                     f"{len(_chars):,} characters.")
     else:
         _most = max(_L, key=lambda i: len(_found["trained"][i]))
-        _verdict = (f"By these classes, yes: the trained mixture shows {_n_trained} clear differences over its "
+        _verdict = (f"The trained mixture shows {_n_trained} clear differences over its "
                     f"{moe_cfg.n_layers} layers, most in layer {_most} ({len(_found['trained'][_most])}). ")
         if _n_random == 0:
             _verdict += "The same architecture with random weights shows none: this sorting was learned."
@@ -452,8 +454,9 @@ def _(dense_loaded, dense_net, machine, mo, model_counts, moe_cfg, moe_loaded, m
     _c = timing.Comparison("dense twin", "mixture", speed["dense"].seconds, speed["moe"].seconds)
     _low, _high = _c.interval
     _verdict = _c.says(faster="the mixture is faster", slower="the mixture is slower", unclear=timing.UNCLEAR)
-    _why = (f" Equal FLOPs do not make equal time: the mixture also sorts the tokens by expert, gathers them, and "
-            f"runs {_E} small matrix products where the twin runs one large one, work the FLOP count leaves out."
+    _why = (f" Nearly equal FLOPs do not make equal time: the mixture also sorts the tokens by expert, gathers them, "
+            f"and runs its {_E} experts' three matrix products each on a slice of the tokens, where the twin runs three "
+            f"large ones: work and overhead the FLOP count leaves out."
             if _c.verdict == "slower" else "")
     _dl, _ml, _nl = (_cards[k]["final_val_loss"] for k in _keys)
     _diff = _ml - _dl
@@ -468,16 +471,19 @@ def _(dense_loaded, dense_net, machine, mo, model_counts, moe_cfg, moe_loaded, m
     _bm, _bn = (_cards[k].get("busiest_expert_token_share") for k in ("moe", "nobal"))
     _nob = (f"Without the balance loss the busiest expert of its busiest layer takes {_bn:.0%} of the validation "
             f"tokens, against {_bm:.0%} with it and {_even:.0%} for an even split"
-            + (": the router has collapsed onto a few experts" if _bn >= 2 * _even and _bn > _bm else
+            + (": in that layer the router has collapsed onto a few experts" if _bn >= 2 * _even and _bn > _bm else
                ": more uneven than with it" if _bn > _bm else ": no more uneven than with it") +
-            f"; its validation loss is {_nl:.3f} ({_nl - _ml:+.3f} against the balanced mixture)."
+            f"; its validation loss is {_nl:.3f} ({_nl - _ml:+.3f} against the balanced mixture"
+            + (f"; one run each, {_cards['nobal']['steps']:,} steps against {_cards['moe']['steps']:,}: too small a "
+               "difference to credit to the balance loss" if abs(_nl - _ml) < 0.05 else "") + ")."
             if _bm is not None and _bn is not None else "")
     mo.vstack([
         mo.md(f"""
         ## Dense twin against mixture
 
         Three models trained by `scripts/ship_moe_models.py` on TinyShakespeare with the same recipe and the
-        same wall-time budget; only the feed-forward part differs. Parameters and FLOPs are counted on the
+        same wall-time budget; only the feed-forward part differs (and the third is trained without the balance
+        loss). Parameters and FLOPs are counted on the
         models now (`glassformer/analysis/scaling.py`); losses and
         training speeds come from their cards (the machine that shipped them: {moe_loaded.card['cpu_model']});
         the forward speed is measured now, on this machine.
@@ -530,7 +536,8 @@ def _(mo, sc, scaling_card, scaling_runs):
                  + (f"{_jobs[0]} runs at a time" if _jobs == [2] or (len(_jobs) == 1 and _jobs[0] > 2) else
                     "one run at a time" if _jobs == [1] else "several runs at a time")
                  + (", one thread each" if _threads == [1] else "") +
-                 f". One recipe for all (the course model's: RoPE, RMSNorm, SwiGLU, Muon, batch {sc.BATCH} × "
+                 f". One recipe for all (the course model's architecture and optimizer: RoPE, RMSNorm, SwiGLU, Muon; "
+                 f"batch {sc.BATCH} × "
                  f"{sc.CONTEXT} characters, cosine schedule to the end of each run's own budget): only the shape and "
                  f"the number of training tokens change. Each loss is the mean over the whole validation split, in "
                  f"nats per character.")
@@ -540,11 +547,11 @@ def _(mo, sc, scaling_card, scaling_runs):
     mo.md(rf"""
     ## Scaling laws
 
-    Kaplan et al. (2020) trained language models from a few hundred to 1.5 billion parameters and found
+    Kaplan et al. (2020) trained language models from 768 to 1.5 billion non-embedding parameters and found
     that the loss falls as a **power law** in the number of parameters $N$, in the training tokens $D$
     and in the compute $C \approx 6ND$: $L \propto N^{{-\alpha}}$, a straight line on
-    log–log axes, over many orders of magnitude. Hoffmann et al. (2022) added a floor and fitted both
-    at once:
+    log–log axes, over many orders of magnitude. Hoffmann et al. (2022) fitted a form with an irreducible floor and
+    separate, additive terms for $N$ and $D$:
 
     $$L(N, D) = E + \frac{{A}}{{N^{{\alpha}}}} + \frac{{B}}{{D^{{\beta}}}}$$
 
@@ -600,7 +607,7 @@ def _(fit_budget, nd_fits, nd_from, sc, scaling_runs):
 
 
 @app.cell
-def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, sc):
+def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, sc, scaling_runs):
     def _pm(fit, name, digits=3):
         v, e = fit[name], fit.error(name)
         big = abs(v) >= 1e4 or (abs(v) < 1e-3 and v != 0)
@@ -620,6 +627,12 @@ def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, 
         if _fit is None:
             continue
         _a, _ae = _fit["alpha"], _fit.error("alpha")
+        if _fit["E"] < 0 or not _fit.error("E") < abs(_fit["E"]):
+            _say.append(f"{_name}: the fit finds no floor here (E = {_fit['E']:.2f}, its uncertainty "
+                        f"{_fit.error('E'):.2f}): with these runs the constants trade off against each other (a "
+                        "negative or unpinned E with a small α is nearly a straight line in log N), so neither E nor "
+                        f"α is determined, and the runs sit {_fit.rms:.3f} nats from the law (root mean square).")
+            continue
         _s = (f"{_name}: α = {_a:.2f} ± {_ae:.2f}, so doubling $N$ multiplies the part of the loss that size can "
               f"remove by $2^{{-\\alpha}}$ = {2 ** -_a:.2f}")
         if "beta" in _fit.names:
@@ -629,8 +642,6 @@ def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, 
                f"sit {_fit.rms:.3f} nats from the law (root mean square).")
         if not _ae < _a / 2:
             _s += " The runs pin α down poorly: its uncertainty is more than half its value."
-        if _fit["E"] < 0:
-            _s += " A negative floor is impossible for a loss: these runs do not determine E."
         _say.append(_s)
     if law_nd is not None:
         _res = {}
@@ -646,15 +657,18 @@ def _(code_panel, fit_budget, law_n, law_nd, mo, nd_fits, nd_from, nd_runs, np, 
                           f"{f['E']:.2f} ± {f.error('E'):.2f} | {f['alpha']:.2f} ± {f.error('alpha'):.2f} | "
                           f"{f['beta']:.2f} ± {f.error('beta'):.2f} | {f.rms:.4f} |" for t, f in nd_fits.items())
         _all, _last = nd_fits[_first], nd_fits[max(nd_fits)]
+        _long = [r for r in scaling_runs if r["tokens"] >= max(nd_fits)]
+        _like = float(np.sqrt(np.mean([(r["val_loss"] - _all.predict(r["non_embedding_parameters"], r["tokens"])) ** 2
+                                       for r in _long])))
         _say.append("How much the two-term law depends on the runs it is given (pick one above; the prediction and "
                     "the compute-optimal split below use it):\n\n"
                     "| L(N, D) fitted to | runs | E | α | β | rms residual |\n"
                     "|:---|---:|---:|---:|---:|---:|\n" + _rows +
-                    f"\n\nLeaving out the smallest budgets, the rms residual goes from {_all.rms:.3f} to "
-                    f"{_last.rms:.3f} nats"
-                    + (f": one law for every budget fits the longer runs better, and the shortest runs "
-                       f"({_first // (sc.BATCH * sc.CONTEXT):,} steps, still far from done) pull the every-run fit away "
-                       f"from them." if _last.rms < _all.rms / 1.5 else "."))
+                    f"\n\nOn the runs of {max(nd_fits) / 1e6:.2f}M tokens or more, the every-run law misses by "
+                    f"{_like:.3f} nats (rms) and the law fitted to those runs alone by {_last.rms:.3f}"
+                    + (f": the shorter runs ({_first // (sc.BATCH * sc.CONTEXT):,} to "
+                       f"{max(nd_fits) // (sc.BATCH * sc.CONTEXT) // 2:,} steps) pull the every-run fit away from "
+                       "the longer ones." if _last.rms < _like / 1.3 else "."))
     if law_n is None and law_nd is None:
         _say.append("Not enough runs to fit yet.")
     mo.vstack([
@@ -802,8 +816,8 @@ def _(json, live_training, mo, sc, scaling_runs, store, time):
 
 
 @app.cell
-def _(RUN_LIMIT, law_nd, mo, scal_counts, scal_expected, scal_poll, scal_shape, scal_start, scal_stop, scal_tokens,
-      scaling_runs):
+def _(RUN_LIMIT, law_nd, mo, nd_from, scal_counts, scal_expected, scal_poll, scal_shape, scal_start, scal_stop,
+      scal_tokens, scaling_runs):
     _name, _tokens = scal_shape.value, scal_tokens.value
     _n = scal_counts[_name].non_embedding
     _expected = scal_expected(_name, _tokens)
@@ -817,10 +831,13 @@ def _(RUN_LIMIT, law_nd, mo, scal_counts, scal_expected, scal_poll, scal_shape, 
     if law_nd is not None:
         _parts.append(f"The two-term law predicts a validation loss of **{law_nd.predict(_n, _tokens):.3f} ± "
                       f"{law_nd.new_run_error(_n, _tokens):.3f}** (one standard error: the fit's own uncertainty and "
-                      f"the scatter of a run around the law, {law_nd.scatter:.3f}, together).")
+                      f"the scatter of a run around the law, {law_nd.scatter:.3f}, together)."
+                      + (f" This budget is below every budget the chosen fit used ({nd_from.value / 1e6:.2f}M tokens "
+                         "or more): the prediction is an extrapolation in D." if _tokens < nd_from.value else ""))
     if _same is not None:
-        _parts.append(f"The table already holds this run (val loss {_same['val_loss']:.4f}): training it again "
-                      f"measures how exactly a run repeats.")
+        _parts.append(f"The table already holds this run (val loss {_same['val_loss']:.4f}): training it again, "
+                      f"with the same seed, measures how exactly a run repeats (expect a near-exact match; it says "
+                      f"nothing about how another seed would do).")
     mo.vstack([mo.md(f"""
     ### One more run: does the law predict it?
 
@@ -898,14 +915,17 @@ def _(SVG, alt, json, law_nd, live_training, mo, scal_data_dir, scal_fingerprint
 
 @app.cell
 def _(law_nd, mo, np, sc, scaling_runs):
+    from glassformer.data import load_text as _load_text
+
     _chin = sc.CHINCHILLA_TOKENS_PER_PARAMETER
     if not scaling_runs:
         _out = mo.md("")
     else:
         _frontier = sc.compute_frontier(scaling_runs)
+        _per = lambda x: f"{x:.1f}" if x < 10 else f"{x:,.0f}"  # noqa: E731
         _rows = "\n".join(f"| {r['compute']:.2e} | {r['size']} | {r['non_embedding_parameters']:,} | "
-                          f"{r['tokens'] / 1e6:.2f}M | {r['tokens'] / r['non_embedding_parameters']:,.0f} | "
-                          f"{r['tokens'] / r['parameters']:,.0f} | {r['val_loss']:.4f} |" for r in _frontier)
+                          f"{r['tokens'] / 1e6:.2f}M | {_per(r['tokens'] / r['non_embedding_parameters'])} | "
+                          f"{_per(r['tokens'] / r['parameters'])} | {r['val_loss']:.4f} |" for r in _frontier)
         _n_lo, _n_hi = (f(r["non_embedding_parameters"] for r in scaling_runs) for f in (min, max))
         _d_lo, _d_hi = (f(r["tokens"] for r in scaling_runs) for f in (min, max))
         _ratio = lambda r: r["tokens"] / r["non_embedding_parameters"]  # noqa: E731
@@ -930,10 +950,9 @@ def _(law_nd, mo, np, sc, scaling_runs):
                          "budget neither the smallest nor the largest): " +
                          ", ".join(f"{r['size']} on {r['tokens'] / 1e6:.2f}M tokens ({_ratio(r):,.0f} per parameter)"
                                    for r in _inside) +
-                         (f". They train on {_lo:,.0f} to {_hi:,.0f} tokens per parameter, {_lo / _chin:.1f}× to "
-                          f"{_hi / _chin:.1f}× Chinchilla's ~{_chin}" if len(_inside) > 1 else
-                          f": {_lo / _chin:.1f}× Chinchilla's ~{_chin}")
-                         + (", falling as the compute grows, where Chinchilla found it about constant." if _falling
+                         (f". They train on {_lo:,.0f} to {_hi:,.0f} characters per non-embedding parameter"
+                          if len(_inside) > 1 else "")
+                         + (", falling as the compute grows, where Chinchilla found its ratio about constant." if _falling
                             else "."))
         if _top["non_embedding_parameters"] == _n_hi and _top["tokens"] == _d_hi:
             _said.append(f"The best run of all, {_top['size']} on {_top['tokens'] / 1e6:.2f}M tokens, is the largest "
@@ -942,6 +961,7 @@ def _(law_nd, mo, np, sc, scaling_runs):
         if law_nd is not None:
             try:
                 _cs = np.array([min(r["compute"] for r in scaling_runs), max(r["compute"] for r in scaling_runs)])
+                _train_chars = int(len(_load_text()[0]) * 0.9)   # the training split: train.py keeps the first 90%
                 _n_opt, _d_opt = sc.compute_optimal(law_nd, _cs)
                 _a = law_nd["beta"] / (law_nd["alpha"] + law_nd["beta"])
                 _fit_ratio = _d_opt / _n_opt
@@ -952,17 +972,21 @@ def _(law_nd, mo, np, sc, scaling_runs):
                     f"picks N = {_n_opt[0]:,.0f} and D = {_d_opt[0]:,.0f} ({_fit_ratio[0]:,.0f} tokens per parameter); "
                     f"at the largest, {_cs[1]:.1e}, N = {_n_opt[1]:,.0f} and D = {_d_opt[1]:,.0f} "
                     f"({_fit_ratio[1]:,.0f} per parameter)."
-                    + (f" Both lie outside the sizes the table holds ({_n_lo:,} to {_n_hi:,}): extrapolations."
-                       if all(not _n_lo <= v <= _n_hi for v in _n_opt) else
-                       " One of them lies outside the sizes the table holds: an extrapolation."
-                       if any(not _n_lo <= v <= _n_hi for v in _n_opt) else "")
+                    + (lambda out: f" {'Both lie' if out == 2 else 'One of them lies'} outside the table (N from "
+                       f"{_n_lo:,} to {_n_hi:,}, D up to {_d_hi / 1e6:.2f}M tokens): "
+                       + ("an extrapolation" if out == 1 else "extrapolations")
+                       + (f"; {max(_d_opt) / 1e6:.1f}M tokens would be about {max(_d_opt) / _train_chars:.0f} "
+                          "passes over this corpus." if max(_d_opt) > _d_hi else ".") if out else "")(
+                        sum(not (_n_lo <= n <= _n_hi and d <= _d_hi) for n, d in zip(_n_opt, _d_opt)))
                     + (" With α this poorly determined (see its ± above), so is this split: the fit barely tells how "
                        "much size matters." if not law_nd.error("alpha") < law_nd["alpha"] / 2 else ""))
             except ValueError as exc:
                 _said.append(f"The fitted law gives no compute-optimal split: {exc}.")
         _said.insert(0, f"Hoffmann et al. (2022, the Chinchilla paper) found that parameters and tokens should grow "
-                        f"in about equal proportion, near {_chin} tokens per parameter, for models of 70 million "
-                        "parameters and up trained on fresh text. Here:")
+                        f"in about equal proportion, near {_chin} tokens per parameter, in runs from 70 million to 16 "
+                        "billion parameters (all parameters counted) trained on fresh text. Their tokens are subwords "
+                        "of several characters; here a token is one character, so the ratios below are characters "
+                        "per parameter and cannot be set beside their 20. What can be compared is the trend. Here:")
         _out = mo.vstack([
             mo.md(r"""
             ## Compute-optimal: bigger model or more text?
@@ -982,7 +1006,7 @@ def _(law_nd, mo, np, sc, scaling_runs):
 
 
 @app.cell
-def _(mo, scaling_card, scaling_runs):
+def _(math, mo, scaling_card, scaling_runs):
     if not scaling_runs:
         _out = mo.md("")
     else:
@@ -1000,10 +1024,16 @@ def _(mo, scaling_card, scaling_runs):
         _budgets = sorted({r["tokens"] for r in scaling_runs})
         _sizes = sorted({r["non_embedding_parameters"] for r in scaling_runs})
         _beyond = [t for t in _budgets if t > _train]
-        _repeat = (f"The {len(_beyond)} budget{'s' if len(_beyond) > 1 else ''} beyond one pass ("
-                   + ", ".join(f"{t / 1e6:.2f}M" for t in _beyond) + " tokens) train partly on repeated text, so "
-                   "$B/D^\\beta$ here mixes new and repeated text, not an ever larger corpus." if _beyond else
-                   "No budget here reads the training split more than once.")
+        # Batches are random windows drawn with replacement (data.random_batch): a character is seen about
+        # D / train times; the share of a run's tokens that repeat one it already saw is 1 - (1 - e^-x) / x, x = D/train.
+        _rep = {t: 1 - (1 - math.exp(-t / _train)) / (t / _train) for t in _budgets}
+        _repeat = ("Batches are random windows of the training split, drawn with replacement, so every budget sees "
+                   f"some characters more than once (about {_rep[_budgets[0]]:.0%} of the smallest budget's tokens "
+                   f"repeat one it already saw, {_rep[_budgets[-1]]:.0%} of the largest's)"
+                   + (f"; the {len(_beyond)} budget{'s' if len(_beyond) > 1 else ''} beyond one pass ("
+                      + ", ".join(f"{t / 1e6:.2f}M" for t in _beyond) + " tokens) see each character "
+                      + f"{_beyond[0] / _train:.1f}–{_beyond[-1] / _train:.1f} times on average" if _beyond else "")
+                   + ". $B/D^\\beta$ here mixes new and repeated text, not an ever larger corpus.")
         _loss = {(r["non_embedding_parameters"], r["tokens"]): r["val_loss"] for r in scaling_runs}
         _pairs = [(_loss[(a, t)], _loss[(b, t)]) for t in _budgets for a, b in zip(_sizes, _sizes[1:])
                   if (a, t) in _loss and (b, t) in _loss]
