@@ -184,6 +184,8 @@ def test_background_run_locks_stops_with_a_checkpoint_resumes_and_appears_in_the
             live_training.launch(tmp_path, tmp_path / "other", args)
         wait_for(lambda: len(live_training.view(folder, True).evals) >= 2, 120, "two evaluations")
         assert live_training.fingerprint(tmp_path, [folder]) != before  # the page redraws
+        assert not live_training.stop_run(tmp_path, tmp_path / "other")      # another page's Stop: not this run
+        assert live_training.running(tmp_path)["pid"] == info["pid"]
         assert live_training.stop(tmp_path)
         assert live_training.running(tmp_path) is None and not live_training.lock_path(tmp_path).exists()
         stopped = live_training.view(folder, False)

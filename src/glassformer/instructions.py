@@ -27,15 +27,19 @@ def task_of(prompt: str) -> str | None:
     return next((name for prefix, (name, _) in TASKS.items() if prompt.startswith(prefix)), None)
 
 
+def line_of(prompt: str) -> str | None:
+    """The line a prompt of one of the three tasks asks about (the prompt without its prefix), or None."""
+    return next((prompt[len(prefix):] for prefix in TASKS if prompt.startswith(prefix)), None)
+
+
 def answer(prompt: str) -> str | None:
     """The right answer to a prompt of one of the three tasks; None for any other prompt or a line without words."""
-    for prefix, (name, _) in TASKS.items():
-        if prompt.startswith(prefix):
-            line = prompt[len(prefix):]
-            if name == "is_question":
-                return "yes" if line.rstrip().endswith("?") else "no"
-            words = WORD.findall(line)
-            if not words:
-                return None
-            return words[0] if name == "first_word" else words[-1]
-    return None
+    task, line = task_of(prompt), line_of(prompt)
+    if task is None:
+        return None
+    if task == "is_question":
+        return "yes" if line.rstrip().endswith("?") else "no"
+    words = WORD.findall(line)
+    if not words:
+        return None
+    return words[0] if task == "first_word" else words[-1]

@@ -175,6 +175,16 @@ def stop(data_dir: str | Path, wait: float = 10.0) -> bool:
     return not _alive(pid)
 
 
+def stop_run(data_dir: str | Path, folder: str | Path, wait: float = 10.0) -> bool:
+    """Stop the run going on only if it is the one writing to `folder` (a page's Stop button stops its
+    own run, never another page's); False when no run of that folder is going on."""
+    holder = running(data_dir)
+    if holder is None or holder.get("folder") != str(folder):
+        return False
+    stop(data_dir, wait)
+    return True
+
+
 @dataclass
 class RunView:
     """What a page shows about one run folder: its metrics so far and how it ended (if it has)."""

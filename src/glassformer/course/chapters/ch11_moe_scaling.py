@@ -800,12 +800,8 @@ def _(json, live_training, mo, sc, scaling_runs, store, time):
         return time.time()
 
     def _stop(_):
-        holder = live_training.running(scal_data_dir)
-        if holder is None or holder.get("folder") != str(scal_run_dir):
-            set_scal_message("No scaling run of this chapter is going on.")
-        else:
-            live_training.stop(scal_data_dir)
-            set_scal_message("Stopped.")
+        set_scal_message("Stopped." if live_training.stop_run(scal_data_dir, scal_run_dir) else
+                         "No scaling run of this chapter is going on.")
         return time.time()
 
     scal_start = mo.ui.button(label="▶ Train it", kind="success", on_click=_start)

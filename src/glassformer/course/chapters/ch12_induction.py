@@ -372,12 +372,9 @@ def _(live_training, mo, store, time):
         return time.time()
 
     def _stop(_):
-        holder = live_training.running(ind_data_dir)
-        if holder is None or holder.get("folder") != str(ind_run_dir):
-            set_run_message("No retraining run of this chapter is going on.")
-        else:
-            live_training.stop(ind_data_dir)
-            set_run_message("Stopped: the rows measured so far are kept.")
+        set_run_message("Stopped: the rows measured so far are kept."
+                        if live_training.stop_run(ind_data_dir, ind_run_dir) else
+                        "No retraining run of this chapter is going on.")
         return time.time()
 
     run_start = mo.ui.button(label="▶ Train a new model", kind="success", on_click=_start)

@@ -67,9 +67,8 @@ def _(card, fmt, held_out, instructions, mo):
 
     _corpus, _ = _load_text(None)
     _train_text = _corpus[:int(len(_corpus) * 0.9)]
-    _lines = [ex.messages[0]["content"].partition(" ")[2] for ex in held_out]     # the line after "Xxx: " / "Xxx? "
-    _lines = [line.partition(" ")[2] if line.startswith("word: ") else line for line in _lines]
-    _seen = [line for line in _lines if line in _train_text]
+    _seen = [line for line in (instructions.line_of(ex.messages[0]["content"]) for ex in held_out)
+             if line is not None and line in _train_text]
     _tasks = "\n".join(f"| `{prefix.strip()} …` | {what} |" for prefix, (_, what) in instructions.TASKS.items())
     mo.md(f"""
     ## The format
@@ -450,13 +449,10 @@ def _(live_training, mo, store, time):
         return time.time()
 
     def _stop(_):
-        holder = live_training.running(ft_data_dir)
-        if holder is None or holder.get("folder") != str(ft_run_dir):
-            set_ft_message("No fine-tuning run of this chapter is going on.")
-        else:
-            live_training.stop(ft_data_dir)
-            set_ft_message(f"Stopped: the checkpoint is kept; continue it in a terminal with `glassformer finetune "
-                           f"--resume --out {ft_run_dir}` and the same options.")
+        set_ft_message(f"Stopped: the checkpoint is kept; continue it in a terminal with `glassformer finetune "
+                       f"--resume --out {ft_run_dir}` and the same options."
+                       if live_training.stop_run(ft_data_dir, ft_run_dir) else
+                       "No fine-tuning run of this chapter is going on.")
         return time.time()
 
     ft_start = mo.ui.button(label="▶ Fine-tune the course model", kind="success", on_click=_start)
