@@ -27,7 +27,12 @@ chromium:
 test: $(STAMP) chromium
 	$(PY) -m pytest -q -n 2 --durations=10 tests src/glassformer --doctest-modules --ignore=src/glassformer/course/chapters
 
-bench: $(STAMP)
+# The benchmarks' own references (CTranslate2 for generation) and plots: the bench extra.
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
 	$(PY) bench/generate.py
 	$(PY) bench/train.py
 	$(PY) bench/bpe.py

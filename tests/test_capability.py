@@ -165,13 +165,20 @@ def test_info_prints_the_facts_and_the_record(empty_cache, monkeypatch, capsys):
     monkeypatch.setattr(machine, "facts", lambda: facts())
     monkeypatch.setattr(precision, "measure_bf16", lambda native, pairs=11: comparison(2.0))
     monkeypatch.setattr(quantize, "_probe", lambda: ("int8pack", torch.bfloat16, comparison(4.0)))
+    from glassformer.model import decode_kernels
+
+    kernels = {"threads": 1, "errors": {}, "kernels": {"onednn": comparison(1.5).as_dict()}}
+    monkeypatch.setattr(decode_kernels, "_probe", lambda: kernels)
+    decode_kernels._stored.cache_clear()
     cli.main(["info"])
     out = capsys.readouterr().out
+    assert "onednn 1.50×" in out and "fbgemm-int8 unavailable" in out
     assert "Test CPU" in out and "avx512_bf16" in out and "bf16" in out and str(machine.record_path(facts())) in out
     assert "2.00×" in out and "4.00×" in out
     monkeypatch.setattr(precision, "measure_bf16", lambda native, pairs=11: comparison(0.2))
     cli.main(["info", "--remeasure"])
     assert "0.20×" in capsys.readouterr().out
+    decode_kernels._stored.cache_clear()       # the next test reads its own machine's record
 
 
 # --- the real probe, 8 fresh processes beside a busy one -----------------------------------------

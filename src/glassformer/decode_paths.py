@@ -1,46 +1,59 @@
-"""Three ways to run the same model for generation, and the fastest one on this CPU.
+"""Four ways to run the same model for generation, and the fastest one on this CPU.
 
 Decoding one token reads every weight once, so on a CPU its speed is set by how many bytes
-the weights take and how fast memory delivers them:
+the weights take, how fast memory delivers them and how well the kernel streams them:
 
-- fp32: the reference. Greedy tokens are identical to Hugging Face transformers in fp32.
+- fp32: the reference arithmetic; its matrices are multiplied by oneDNN where that kernel was
+  measured faster than torch's default here (model/decode_kernels.py), else the model as it is.
 - bf16: weights and activations in bfloat16, half the bytes. Only where the CPU computes bf16
   natively (precision.cpu_capability): elsewhere a bf16 matmul is hundreds of times slower.
-- int8: int8 weights, one scale per output channel (model/quantize.py), a quarter of the bytes.
-  Only where this CPU's int8 kernel is a speed path (quantize.int8_kernel).
+- int8: int8 weights, one scale per output channel (model/quantize.py), a quarter of the bytes,
+  activations in floating point. Only where this CPU's weight-only int8 kernel is a speed path
+  (quantize.int8_kernel: it needs bf16 instructions).
+- int8-dynamic: the same int8 weights, and each call's activations rounded to int8 too, so
+  the product is all integers (fbgemm, which has AVX2 kernels). Offered where it was measured
+  faster than fp32: the fast path of CPUs without bf16.
 
-`fastest_path` picks by those decisions, as training picks its precision: each rests on what
-the CPU reports, confirmed by a timing, and is kept per machine (glassformer/machine.py), so the
-path does not change with how busy the machine was when a process started.
+`fastest_path` picks the path with the fewest bytes per weight among those offered, and between
+the two int8 paths the one whose kernel measured faster. Each decision rests on what the CPU
+reports and a timing kept per machine (glassformer/machine.py), so the path does not change with
+how busy the machine was when a process started.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from glassformer import timing
+from glassformer.model import DecoderLM, decode_kernels
+from glassformer.model.decode_step import fast_decoder
+from glassformer.model.decode_kernels import DynamicInt8Linear, OneDnnLinear, dynamic_int8_model, onednn_model
 from glassformer.model.embedding import Unembed
 from glassformer.model.linear import Linear
 from glassformer.model.quantize import Int8Linear, Int8Unembed, int8_kernel, quantize_model
 from glassformer.precision import cpu_capability
 
-PATHS = ("fp32", "bf16", "int8")
+PATHS = ("fp32", "bf16", "int8", "int8-dynamic")
 
 
 @dataclass
 class DecodePath:
-    name: str            # "fp32", "bf16" or "int8"
+    name: str            # one of PATHS
     model: nn.Module     # the model converted for this path (the fp32 model itself for "fp32")
     why: str             # the measurement that allows or recommends it on this CPU
 
 
 def available_paths() -> dict[str, str]:
     """Path name -> why it is offered on this CPU (fp32 always is)."""
-    paths = {"fp32": "the reference precision, fast everywhere"}
+    kernel = ("oneDNN's, measured " + decode_kernels.figure("onednn") + " torch's default"
+              if decode_kernels.faster("onednn") else "torch's default (oneDNN's not measured faster here)")
+    paths = {"fp32": f"the reference precision, fast everywhere; kernel: {kernel}"}
     cap = cpu_capability()
     if cap.best_dtype == "bf16":
         paths["bf16"] = f"{cap.summary}"
@@ -48,26 +61,44 @@ def available_paths() -> dict[str, str]:
     if kernel.fast:
         paths["int8"] = f"int8 kernel ({kernel.name}, {str(kernel.activations).removeprefix('torch.')} " \
                         f"activations) measured {kernel.figure} the fp32 matrix-vector product"
+    if decode_kernels.faster("fbgemm-int8"):
+        paths["int8-dynamic"] = f"fbgemm's int8 x int8 kernel measured {decode_kernels.figure('fbgemm-int8')} " \
+                                "fp32 on one layer's matrices"
     return paths
 
 
 def convert(model: nn.Module, name: str) -> DecodePath:
-    """The model prepared for path `name` (a copy; the fp32 model itself for "fp32")."""
+    """The model prepared for path `name`: a copy (for fp32 without oneDNN, one sharing the model's
+    weights), whose one-token steps skip the hook points (model/decode_step.py)."""
     if name not in PATHS:
         raise ValueError(f"decode path must be one of {PATHS}, got {name!r}")
     why = available_paths().get(name, "not a speed path on this CPU (glassformer info says why)")
+    onednn = decode_kernels.faster("onednn")
     if name == "fp32":
-        return DecodePath(name, model, why)
-    with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, even when called under inference mode
-        if name == "bf16":
-            return DecodePath(name, copy.deepcopy(model).to(torch.bfloat16), why)
-        return DecodePath(name, quantize_model(model), why)
+        converted = onednn_model(model) if onednn else model
+    elif name == "int8-dynamic":
+        converted = dynamic_int8_model(model)
+    else:
+        with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, even when called under inference mode
+            if name == "bf16":
+                bf16 = copy.deepcopy(model).to(torch.bfloat16)
+                converted = onednn_model(bf16) if onednn else bf16
+            else:
+                converted = quantize_model(model)
+    if isinstance(converted, DecoderLM):  # one-token steps skip the hook points (model/decode_step.py)
+        converted = fast_decoder(converted, copy_first=converted is model)
+    return DecodePath(name, converted, why)
 
 
 def fastest_path_name() -> str:
-    """The path with the fewest bytes per token among those this CPU runs fast: int8, then bf16, then fp32."""
+    """The path with the fewest bytes per token among those this CPU runs fast (int8, then bf16, then
+    fp32); of the two int8 paths, the one whose kernel was measured faster (decode_kernels.measured)."""
     offered = available_paths()
-    return next(name for name in ("int8", "bf16", "fp32") if name in offered)
+    int8 = [name for name in ("int8", "int8-dynamic") if name in offered]
+    if len(int8) == 2:
+        speed = decode_kernels.measured()["kernels"]
+        int8.sort(key=lambda name: -speed.get("int8pack" if name == "int8" else "fbgemm-int8", {}).get("speedup", 0))
+    return next(name for name in (*int8, "bf16", "fp32") if name in offered)
 
 
 def fastest_path(model: nn.Module) -> DecodePath:
@@ -80,22 +111,34 @@ def bytes_read_per_token(model: nn.Module) -> int:
     (the embedding lookup reads one row, norms and biases are negligible)."""
     total = 0
     for module in model.modules():
-        if isinstance(module, Linear):
+        if isinstance(module, (Linear, OneDnnLinear)):
             total += module.weight.numel() * module.weight.element_size()
-        elif isinstance(module, (Int8Linear, Int8Unembed)):
+        elif isinstance(module, (Int8Linear, Int8Unembed, DynamicInt8Linear)):
             total += module.q.numel() + module.scale.numel() * module.scale.element_size()
         elif isinstance(module, Unembed):
             total += module.weight.numel() * module.weight.element_size()
     return total
 
 
-def copy_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
-    """Measured memory bandwidth of this machine, bytes/s: a large tensor copied (read + write),
-    the median of `repeats` copies (timing.measure)."""
+def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
+    """Measured memory read bandwidth of this machine, bytes/s: a tensor larger than the caches summed
+    on the process's threads (what a decode step does to its weights: read each once), the median of
+    `repeats` sums (timing.measure)."""
     src = torch.ones(megabytes * 2**20 // 4)
-    dst = torch.empty_like(src)
-    copied = timing.measure(lambda: dst.copy_(src), repeats=repeats)
-    return 2 * src.numel() * 4 / copied.median
+    summed = timing.measure(lambda: src.sum(), repeats=repeats, threads=None)
+    return src.numel() * 4 / summed.median
+
+
+BENCH_RECORD = Path(__file__).parent / "assets" / "bench" / "generate.json"
+
+
+def recorded_benchmarks(path: Path = BENCH_RECORD) -> list[dict]:
+    """The runs of `python bench/generate.py --record` shipped with the package: GPT-2-small-shaped
+    decoding against transformers and CTranslate2, each run with its CPU, date and figures."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
 
 
 def machine_report(remeasure: bool = False) -> str:
@@ -106,6 +149,7 @@ def machine_report(remeasure: bool = False) -> str:
 
     if remeasure:
         cap, kernel = precision.remeasure(), quantize.remeasure_int8()
+        decode_kernels.remeasure()
     else:
         cap, kernel = cpu_capability(), int8_kernel()
     cpu = machine.facts()
@@ -134,6 +178,9 @@ def machine_report(remeasure: bool = False) -> str:
              + (", measured clearly slower" if kernel.verdict == "slower" and not kernel.fast else ""),
              timed("int8", f"one token times a {quantize.PROBE_SHAPE[0]} x {quantize.PROBE_SHAPE[1]} matrix "
                            f"({kernel.name}, {act} activations), one thread"),
+             f"decode kernels against fp32 x @ W, one token through a width-1024 layer's matrices, "
+             f"{torch.get_num_threads()} threads: "
+             + "; ".join(f"{name} {decode_kernels.figure(name)}" for name in decode_kernels.KERNELS),
              f"decode paths offered: {', '.join(available_paths())}; fastest: {fastest_path_name()}",
              "The facts decide; a timing can only overrule them when it is clearly against them. "
              + ("Measured again just now." if remeasure else

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS",
+           "MKL_ENABLE_INSTRUCTIONS")
 # The flags that bear on these choices, x86 names then ARM names (/proc/cpuinfo spells them so).
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
          "amx_int8", "bf16", "i8mm", "asimddp", "sve")

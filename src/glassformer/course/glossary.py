@@ -231,6 +231,9 @@ TERMS: list[Term] = [
          "one call; the output follows the big model exactly.", "10"),
     Term("quantization", "Storing weights with fewer bits (int8: 8-bit integers plus a scale per row) to read "
          "fewer bytes per token.", "10", ("int8 weight-only quantization",)),
+    Term("dynamic quantization", "Rounding the activations to integers too, at every call, with scales computed "
+         "from the values themselves (here one per row), so the matrix product is all integers.", "10",
+         ("int8-dynamic",)),
     # -- chapter 11 --
     Term("mixture of experts", "A block whose feed-forward part is several networks (experts) of which a router "
          "runs only a few per token: many parameters stored, few used per token.", "11", ("MoE",)),

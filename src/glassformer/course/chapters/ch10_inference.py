@@ -631,6 +631,8 @@ def _(bytes_read_per_token, greedy_text, int8_button, mo, one_thread, quantize, 
 
     _whole = int8_button.value
     _fp32_loss, _int8_loss = val_loss(_course.model, _whole), val_loss(_int8, _whole)
+    from glassformer.model.decode_kernels import dynamic_int8_model as _dynamic   # the next section's path
+    _dynamic_loss = val_loss(_dynamic(_course.model), _whole)
     _prompt = _course.tokenizer.encode("ROMEO:\n")
     _texts = {}
 
@@ -698,7 +700,118 @@ def _(bytes_read_per_token, greedy_text, int8_button, mo, one_thread, quantize, 
               f"{_speed.figure()} fp32's speed.{_layer_note} For GPT-2-sized "
               "models, where each step reads hundreds of megabytes of weights, `python bench/generate.py` measures "
               "each decode path this CPU offers against Hugging Face transformers."),
+        mo.md(f"The same int8 weights with the activations rounded to int8 too (int8-dynamic, the next section) give a "
+              f"validation loss of {_dynamic_loss:.4f} on the same text ({_dynamic_loss - _fp32_loss:+.4f} against "
+              "fp32)."),
     ])
+    return
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    ## Four decode paths, and the fastest on this CPU
+
+    The same model can be run for generation four ways (`glassformer/decode_paths.py`); each step
+    reads every weight once, so what differs is how many bytes each weight takes and which kernel
+    streams them:
+
+    - `fp32`, the reference arithmetic. Its matrices are multiplied by oneDNN's kernel where a timing on
+      this machine found it faster than torch's default `x @ W`, from a copy of each weight placed on 2 MB
+      memory pages where Linux offers them (fewer address translations while streaming hundreds of megabytes).
+    - `bf16`, half the bytes, offered only where the CPU computes bf16 natively.
+    - `int8` weight-only (the section above), offered where torch's int8 kernel is fast: it needs bf16
+      instructions.
+    - `int8-dynamic`, **dynamic quantization**: the same int8 weights, and at every call each row of
+      activations is rounded to 8 bits too, $x_i \approx m_i \cdot$ (integers), $m_i = \max_j |x_{ij}|$, so the product is all integers
+      (fbgemm's kernel, which has AVX2 versions). This is the path for CPUs without bf16, which is most
+      laptops. Activations use 7 of the 8 bits: without VNNI instructions fbgemm adds pairs of products in
+      16-bit integers, which full-range activations would overflow.
+
+    Every path also skips the hook points for one-token steps (`FastDecoderLM`): the same modules in the same
+    order, so the same numbers, without the Python calls that make the model traceable (about 270 module calls per
+    token for GPT-2 small).
+    `fastest_path` takes the fewest bytes per weight among the paths offered, and of the two int8 paths the
+    one whose kernel measured faster. Each decision is measured once per machine and kept
+    (`glassformer info` prints them).
+    """)
+    return
+
+
+@app.cell
+def _(code_panel, mo):
+    from glassformer.model import decode_kernels as _kernels
+    from glassformer.model import decode_step as _step
+    from glassformer import decode_paths as _paths
+
+    mo.accordion({"DynamicInt8Linear and OneDnnLinear (glassformer/model/decode_kernels.py)":
+                  mo.vstack([code_panel(_kernels.DynamicInt8Linear), code_panel(_kernels.OneDnnLinear)]),
+                  "FastDecoderLM.forward (glassformer/model/decode_step.py)":
+                  mo.vstack([code_panel(_step.FastDecoderLM.forward), code_panel(_step.attend_one)]),
+                  "fastest_path_name (glassformer/decode_paths.py)": code_panel(_paths.fastest_path_name)})
+    return
+
+
+@app.cell
+def _(mo, torch):
+    from glassformer import decode_paths as _dp
+    from glassformer.model import decode_kernels as _dk
+
+    _offered = _dp.available_paths()
+    _fastest = _dp.fastest_path_name()
+    _threads = torch.get_num_threads()
+    _kernel_rows = "\n".join(f"| {name} | {_dk.figure(name)} | {'measured faster' if _dk.faster(name) else 'not measured faster'} |"
+                             for name in _dk.KERNELS)
+    _path_rows = "\n".join(f"| {name} | {'offered' if name in _offered else 'not offered'} | "
+                           f"{_offered.get(name, '')} |" for name in _dp.PATHS)
+
+    mo.vstack([
+        mo.md(f"#### This machine's decisions\n\nStored once per machine ({_threads} threads). Each kernel against "
+              f"fp32 `x @ W`, one token through a width-1024 layer's four matrices, in turns:\n\n"
+              f"| kernel | speed vs fp32 `x @ W` | decision |\n|---|---|---|\n{_kernel_rows}\n\n"
+              f"| path | here | why |\n|---|---|---|\n{_path_rows}\n\n"
+              f"`fastest_path` picks `{_fastest}` here."),
+    ])
+    return
+
+
+@app.cell
+def _(bytes_read_per_token, mo):
+    from glassformer.decode_paths import recorded_benchmarks as _recorded
+    from glassformer.registry import load_model as _load
+
+    _course_bytes = bytes_read_per_token(_load("course").model)
+
+    def _verdict(r):
+        word = {"faster": "faster", "slower": "slower"}.get(r["verdict"], "no clear difference")
+        low, high = r["interval"]
+        return f"{r['speedup']:.2f}× ({low:.2f}–{high:.2f}×, {r['runs']} runs in turns): {word}"
+
+    _blocks = []
+    for _run in _recorded():
+        _cpu = f"{_run['cpu']} (flags {' '.join(_run['flags'])})" + (
+            ", _emulated AVX2-only_ (" + ", ".join(f"{k}={v}" for k, v in _run["limits"].items()) + ")"
+            if _run["emulated_avx2"] else "")
+        _rows = "\n".join(f"| {name}{' (fastest_path)' if name == _run['fastest_path'] else ''} | "
+                          f"{e['tok_s']:.1f} | {e['mb_per_token']:.0f} | "
+                          f"{e['tok_s'] * e['mb_per_token'] * 2**20 / (_run['bandwidth_gb_s'] * 1e9):.0%} |"
+                          for name, e in _run["engines"].items())
+        _ratios = "\n".join(f"- {r['candidate']} against {r['baseline']}: {_verdict(r)}" for r in _run["ratios"])
+        _blocks.append(mo.md(
+            f"**{_cpu}**, {_run['threads']} threads, recorded {_run['date']} (torch {_run['torch']}): GPT-2-small "
+            f"shape, random weights, prompt {_run['prompt_tokens']} + {_run['new_tokens']} greedy tokens, batch 1, "
+            f"each engine in its own process, timed in turns.\n\n"
+            f"| engine, path | tokens/s | MB read per token | of the bandwidth limit |\n|---|---|---|---|\n{_rows}\n\n"
+            f"{_ratios}"))
+    mo.vstack([mo.md(
+        "#### Recorded on a bigger model\n\nThe course model reads "
+        f"{_course_bytes / 1e6:.1f} MB of weights per token in fp32; these paths are made for models that read "
+        "hundreds of megabytes, so they are compared on a GPT-2-small-shaped model (124M parameters) by "
+        "`python bench/generate.py "
+        "--record`, against Hugging Face transformers and CTranslate2 (an inference engine written in C++ for "
+        "fast CPU Transformers). These figures are not measured now: each names the CPU and the day it was "
+        "recorded; run the script for this machine's.")] + (_blocks or [mo.md("(No recorded run ships with "
+                                                                             "this copy of the package.)")]))
     return
 
 

@@ -1,0 +1,236 @@
+"""Other kernels for the same matrix products: how generation reads its weights faster.
+
+A decode step multiplies one token's vector by every weight matrix, so its speed is how fast
+the kernel streams the weights from memory. torch's default for `x @ W` (model/linear.py) is
+not the fastest streamer on every CPU. This module offers two others, each used only where a
+timing on this machine shows it faster (decided once per machine, kept in its record,
+glassformer/machine.py, like the int8 decision of model/quantize.py):
+
+- **oneDNN's inner product** (`torch.ops.mkldnn._linear_pointwise`), fp32 or bf16: the same
+  arithmetic as `x @ W` up to rounding order, the weight kept as (out, in).
+- **fbgemm's dynamic int8 product** (`torch.ops.quantized.linear_dynamic`): the int8 weights
+  of model/quantize.py (the same q and per-channel scales) times *int8 activations*: at every
+  call each row of x is rounded to 8 bits with a scale of its own, the integers are multiplied
+  and summed in int32, and the result is scaled back to fp32. fbgemm has AVX2 kernels, so this
+  works on CPUs without bf16 or VNNI instructions, where torch's weight-only int8 kernel is slow.
+
+      row scale   m_i = max_j |x_ij|          x_ij / m_i ∈ [-1, 1]  (rounded to 8 bits by fbgemm)
+      y_i = m_i · (x_i / m_i) (q s)ᵀ + b
+
+fbgemm quantizes a whole call's input with one scale; dividing each row by its own maximum
+first makes that scale per row (a long prompt's quiet rows keep their precision). Activations
+use 7 of the 8 bits (`reduce_range`): on CPUs without VNNI, fbgemm's kernel adds pairs of
+8-bit products in 16 bits, which overflows with full-range activations and would make the
+result depend on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import mmap
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from glassformer import timing
+from glassformer.model.embedding import Unembed
+from glassformer.model.linear import Linear
+from glassformer.model.quantize import Int8Embedding, quantize_per_channel
+
+PROBE_ROUNDS = 9
+
+
+HUGE_PAGE = 2 * 2**20
+
+
+def on_huge_pages(t: torch.Tensor) -> torch.Tensor:
+    """A copy of t in memory that Linux is asked to back with 2 MB pages (transparent huge pages).
+
+    Streaming 500 MB of weights through 4 KB pages means ~120,000 address translations per token;
+    with 2 MB pages, ~250. A decode step's 49 GPT-2-small matrix products measured 19.0 -> 17.2 ms
+    per token here (2-core AMD EPYC). Where the system offers no such advice (not Linux, or a
+    tensor under 2 MB) this is an ordinary contiguous copy.
+    """
+    nbytes = t.numel() * t.element_size()
+    if not hasattr(mmap, "MADV_HUGEPAGE") or nbytes < HUGE_PAGE:
+        return t.detach().contiguous().clone()
+    buffer = mmap.mmap(-1, -(-nbytes // HUGE_PAGE) * HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # untouched
+    buffer.madvise(mmap.MADV_HUGEPAGE)
+    out = torch.frombuffer(buffer, dtype=t.dtype, count=t.numel()).view(t.shape)  # keeps `buffer` alive
+    out.copy_(t.detach())
+    return out
+
+
+class OneDnnLinear(nn.Module):
+    """y = x Wᵀ + b by oneDNN's inner product; W (out, in) in the model's dtype, on huge pages."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.register_buffer("weight", on_huge_pages(weight))                        # (out, in)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())  # (out,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and x.is_contiguous():                                        # one token per row: as is
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        flat = x.reshape(-1, x.shape[-1]).contiguous()                                # (N, in)
+        y = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")  # (N, out)
+        return y.view(*x.shape[:-1], y.shape[-1])                                     # (..., out)
+
+    def extra_repr(self) -> str:
+        return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, oneDNN"
+
+
+@contextlib.contextmanager
+def _engine(name: str) -> Iterator[None]:
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = before
+
+
+class DynamicInt8Linear(nn.Module):
+    """y = x (q s)ᵀ + b with int8 weights and, at every call, int8 activations (one scale per row)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        q, scale = quantize_per_channel(weight)                                       # (out, in), (out,)
+        self.register_buffer("q", q)          # kept for inspection and byte counts; fbgemm packs its own copy
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        with _engine("fbgemm"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")   # torch 2.13 deprecates them
+            weights = torch._make_per_channel_quantized_tensor(q, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
+            self.packed = torch.ops.quantized.linear_prepack(weights, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1]).float()                                      # (N, in)
+        m = flat.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)                      # (N, 1) each row's scale
+        y = torch.ops.quantized.linear_dynamic(flat / m, self.packed, True) * m        # (N, out)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)                          # (..., out)
+
+    def __deepcopy__(self, memo: dict) -> DynamicInt8Linear:   # fbgemm's packed weights cannot be deep-copied
+        clone = DynamicInt8Linear.__new__(DynamicInt8Linear)
+        nn.Module.__init__(clone)
+        for name, buffer in self._buffers.items():
+            clone.register_buffer(name, None if buffer is None else buffer.clone())
+        clone.packed = self.packed
+        return clone
+
+    def extra_repr(self) -> str:
+        return f"in={self.q.shape[1]}, out={self.q.shape[0]}, int8 weights x int8 activations (fbgemm)"
+
+
+def _replace_matrices(model: nn.Module, make) -> nn.Module:
+    """A copy of `model` with every Linear and the unembedding built anew by make(weight (out, in), bias)."""
+    copied = copy.deepcopy(model)
+    for parent in list(copied.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Linear):                    # our Linear stores (in, out)
+                setattr(parent, name, make(child.weight.detach().t(), child.bias))
+    copied.unembed = make(model.unembed.weight.detach(), None)                   # (V, D)
+    return copied
+
+
+def onednn_model(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose weight matrices are multiplied by oneDNN (same dtype, same values)."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _replace_matrices(model, OneDnnLinear)
+
+
+def dynamic_int8_model(model: nn.Module) -> nn.Module:
+    """A copy of `model` with int8 weight matrices multiplied by fbgemm with int8 activations; the token
+    embedding becomes the same int8 table as model/quantize.py's; norms and position tables stay fp32."""
+    with torch.inference_mode(False), torch.no_grad():
+        quantized = _replace_matrices(model, DynamicInt8Linear)
+        quantized.embed.tok = Int8Embedding(*quantize_per_channel(model.embed.tok.weight))
+    return quantized.float()
+
+
+# One decoder layer's matrices at width 1024, (in, out) as Linear holds them: ~50 MB in fp32,
+# larger than the caches, at the shapes a decode step multiplies.
+PROBE_LAYER = ((1024, 3072), (1024, 1024), (1024, 4096), (4096, 1024))
+KERNELS = ("onednn", "int8pack", "fbgemm-int8")
+
+
+def _probe() -> dict:
+    """One token through PROBE_LAYER's matrices: `x @ W` in fp32 and each kernel of KERNELS, in
+    rounds (timing.measure_in_turns), on the threads generation will use (the process's)."""
+    from glassformer.model.quantize import Int8Linear, int8_kernel
+
+    gen = torch.Generator().manual_seed(0)
+    plain = []
+    for d_in, d_out in PROBE_LAYER:
+        layer = Linear(d_in, d_out)
+        nn.init.normal_(layer.weight, std=0.02, generator=gen)
+        plain.append(layer)
+    xs = {d_in: torch.randn(1, d_in, generator=gen) for d_in, _ in PROBE_LAYER}
+    builders = {"onednn": lambda m: OneDnnLinear(m.weight.detach().t(), m.bias),
+                "int8pack": lambda m: Int8Linear(m, int8_kernel()),
+                "fbgemm-int8": lambda m: DynamicInt8Linear(m.weight.detach().t(), m.bias)}
+    fns, errors = {"fp32": lambda: [m(xs[m.weight.shape[0]]) for m in plain]}, {}
+    for name in KERNELS:
+        try:
+            layers = [builders[name](m) for m in plain]
+            [m(xs[d_in]) for m, (d_in, _) in zip(layers, PROBE_LAYER)]           # raises where it is missing
+        except (RuntimeError, AttributeError, NotImplementedError) as error:
+            errors[name] = str(error).splitlines()[0][:120]
+            continue
+        fns[name] = lambda layers=layers: [m(xs[d_in]) for m, (d_in, _) in zip(layers, PROBE_LAYER)]
+    with torch.inference_mode():
+        times = timing.measure_in_turns(fns, repeats=PROBE_ROUNDS, threads=None)
+    kernels = {name: timing.Comparison("fp32", name, times["fp32"].seconds, times[name].seconds).as_dict()
+               for name in fns if name != "fp32"}
+    return {"threads": torch.get_num_threads(), "kernels": kernels, "errors": errors}
+
+
+def measured() -> dict:
+    """The probe's result for this machine and thread count: read from its record, or measured once
+    (~0.5 s) and stored."""
+    return _stored(_section())
+
+
+@functools.cache
+def _stored(section: str) -> dict:
+    from glassformer import machine
+
+    data = machine.load_record().get(section)
+    if data is None:
+        data = machine.save_section(section, _probe())
+    return data
+
+
+def _section() -> str:
+    """The record's section for the process's thread count: kernels rank differently on 1 and on 8 threads."""
+    return f"decode-kernels-{torch.get_num_threads()}-threads"
+
+
+def faster(name: str) -> bool:
+    """Whether kernel `name` was measured clearly faster than fp32 `x @ W` on this machine."""
+    return measured()["kernels"].get(name, {}).get("verdict") == "faster"
+
+
+def figure(name: str) -> str:
+    """e.g. "1.62× (1.50–1.71×, 9 runs in turns)" against fp32 `x @ W`, or why it is unavailable."""
+    data = measured()["kernels"].get(name)
+    if data is None:
+        return f"unavailable ({measured()['errors'].get(name, 'not measured')})"
+    low, high = data["interval"]
+    return f"{data['speedup']:.2f}× ({low:.2f}–{high:.2f}×, {data['runs']} runs in turns)"
+
+
+def remeasure() -> dict:
+    """Measure again and replace the stored result (glassformer info --remeasure)."""
+    from glassformer import machine
+
+    _stored.cache_clear()
+    machine.save_section(_section(), _probe())
+    return measured()

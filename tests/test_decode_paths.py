@@ -1,0 +1,159 @@
+"""The decode paths (glassformer/decode_paths.py) and what they are made of: oneDNN's and fbgemm's
+kernels (model/decode_kernels.py), the hook-free one-token step (model/decode_step.py), and how
+`fastest_path_name` chooses. Each is checked against an independent computation: the model's
+own forward pass, a plain `x @ W`, or fbgemm's quantization rule worked by hand."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+from glassformer import decode_paths
+from glassformer.model import build_model, decode_kernels, preset
+from glassformer.model.decode_kernels import DynamicInt8Linear, OneDnnLinear, on_huge_pages
+from glassformer.model.decode_step import FastDecoderLM, fast_decoder
+from glassformer.model.quantize import dequantize
+
+FAMILIES = {  # learned positions, LayerNorm, GELU / RoPE, RMSNorm, SwiGLU, grouped-query attention, q/k norm
+    "gpt2-like": dict(position="learned"),
+    "qwen3": dict(family="qwen3", position="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True, n_kv_heads=2),
+}
+
+
+def _model(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model(preset("tiny", n_ctx=48, **FAMILIES[family])).eval()
+    with torch.no_grad():  # larger weights than the training init, so the outputs are not all alike
+        for p in model.parameters():
+            p.mul_(5.0) if p.dim() == 2 else p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_one_token_steps_give_the_models_own_logits(family):
+    model = _model(family)
+    fast = fast_decoder(model)
+    assert type(model).__name__ == "DecoderLM" and isinstance(fast, FastDecoderLM)   # the model itself unchanged
+    ids = torch.randint(0, model.config.vocab_size, (2, 20))
+    with torch.no_grad():
+        reference = model(ids)                                   # (2, 20, V): no cache, every position at once
+        cache = fast.new_cache(2, 20)
+        steps = [fast(ids[:, :8], cache=cache)]                  # prefill: DecoderLM.forward
+        steps += [fast(ids[:, t:t + 1], cache=cache) for t in range(8, 20)]   # one token at a time: the short path
+    got = torch.cat(steps, dim=1)
+    assert (got - reference).abs().max().item() <= 1e-5
+
+
+def test_fast_step_still_calls_hooks_when_something_is_attached():
+    fast = fast_decoder(_model("gpt2-like"))
+    seen = []
+    with torch.no_grad():
+        cache = fast.new_cache(1, 8)
+        fast(torch.tensor([[1, 2]]), cache=cache)
+        with fast.hooks({"blocks.0.attn.pattern": lambda x, name: seen.append(x.shape)}):
+            fast(torch.tensor([[3]]), cache=cache)
+    assert seen == [torch.Size([1, 4, 1, 3])]                   # the long path ran: one query, three keys
+
+
+def test_fp32_path_without_onednn_shares_the_models_weights(monkeypatch):
+    monkeypatch.setattr(decode_kernels, "faster", lambda name: False)
+    model = _model("gpt2-like")
+    path = decode_paths.convert(model, "fp32")
+    assert isinstance(path.model, FastDecoderLM) and type(model).__name__ == "DecoderLM"
+    assert path.model.blocks[0].attn.qkv.weight.data_ptr() == model.blocks[0].attn.qkv.weight.data_ptr()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_onednn_linear_equals_x_times_w(dtype):
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("oneDNN has no bf16 on this CPU (the bf16 path is not offered here)")
+    w, b = torch.randn(40, 72), torch.randn(72)               # (in, out) as Linear holds it
+    x = torch.randn(3, 5, 40)
+    layer = OneDnnLinear(w.t().to(dtype), b.to(dtype))
+    reference = x.to(dtype).float() @ w.to(dtype).float() + b.to(dtype).float()
+    tolerance = 1e-4 if dtype == torch.float32 else 0.02 * reference.abs().max().item()
+    assert (layer(x.to(dtype)).float() - reference).abs().max().item() <= tolerance
+
+
+def _fbgemm_by_hand(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """What DynamicInt8Linear should compute, step by step: each row divided by its largest |value|,
+    the call's input quantized to 7-bit unsigned integers with one scale and zero point (fbgemm's
+    rule with reduce_range), multiplied in integers by q, rescaled, the row's factor put back."""
+    m = x.abs().amax(dim=1, keepdim=True)
+    xr = x / m
+    low, high = min(xr.min().item(), 0.0), max(xr.max().item(), 0.0)
+    step = (high - low) / 127
+    zero = round(-low / step)
+    xq = torch.clamp(torch.round(xr / step) + zero, 0, 127)
+    integers = (xq - zero).double() @ q.double().t()             # exact integer sums
+    return (integers * step * scale.double()).float() * m + bias
+
+
+def test_dynamic_int8_linear_matches_the_hand_computation():
+    w, b = torch.randn(24, 64) * 0.1, torch.randn(24)           # (out, in)
+    x = torch.randn(5, 64) * torch.tensor([[1.0], [10.0], [0.01], [3.0], [100.0]])   # rows of very different sizes
+    layer = DynamicInt8Linear(w, b)
+    reference = _fbgemm_by_hand(x, layer.q, layer.scale, b)
+    got = layer(x)
+    assert (got - reference).abs().max().item() <= 1e-3 * reference.abs().max().item()
+    exact = x @ dequantize(layer.q, layer.scale).t() + b         # and close to the unrounded product, row by row
+    for row in range(5):
+        assert (got[row] - exact[row]).norm().item() <= 0.03 * exact[row].norm().item()
+
+
+def test_dynamic_int8_sums_do_not_saturate():
+    """fbgemm's kernel for CPUs without VNNI adds pairs of u8 x s8 products in int16: with full-range
+    activations 64 products of 255 x 127 would come out ~32 instead of 64. Seven-bit activations keep
+    every pair below 2^15, so the answer is the same on every CPU."""
+    layer = DynamicInt8Linear(torch.ones(8, 64), None)
+    assert (layer(torch.ones(1, 64)) - 64).abs().max().item() <= 0.5
+
+
+def test_huge_page_copy_is_an_equal_tensor_that_outlives_its_source():
+    source = torch.randn(1024, 1024)                             # 4 MB: two huge pages' worth
+    copy = on_huge_pages(source)
+    expected = source.clone()
+    del source
+    gc.collect()
+    assert copy.is_contiguous() and torch.equal(copy, expected)
+
+
+def test_int8_dynamic_course_model_loses_at_most_001_nats_of_validation_loss():
+    from glassformer.registry import load_model
+    from glassformer.train import validation_loss
+
+    course = load_model("course")
+    fp32 = course.card["final_val_loss_fp32"]
+    int8 = validation_loss(decode_kernels.dynamic_int8_model(course.model), course.tokenizer)
+    assert abs(int8 - fp32) <= 0.01, (fp32, int8)
+
+
+@pytest.mark.parametrize("int8pack,fbgemm,expected", [(3.0, 4.0, "int8-dynamic"), (4.0, 3.0, "int8")])
+def test_fastest_path_takes_the_int8_kernel_measured_faster(monkeypatch, int8pack, fbgemm, expected):
+    offered = {name: "measured" for name in decode_paths.PATHS}
+    monkeypatch.setattr(decode_paths, "available_paths", lambda: offered)
+    monkeypatch.setattr(decode_kernels, "measured", lambda: {"kernels": {"int8pack": {"speedup": int8pack},
+                                                                         "fbgemm-int8": {"speedup": fbgemm}}})
+    assert decode_paths.fastest_path_name() == expected
+    del offered["int8"], offered["int8-dynamic"]
+    assert decode_paths.fastest_path_name() == "bf16"
+    del offered["bf16"]
+    assert decode_paths.fastest_path_name() == "fp32"
+
+
+def test_kernel_probe_is_measured_once_per_machine_and_read_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("GLASSFORMER_CACHE", str(tmp_path))
+    decode_kernels._stored.cache_clear()
+    calls = []
+    fake = {"threads": torch.get_num_threads(), "errors": {},
+            "kernels": {"onednn": {"verdict": "faster", "speedup": 1.3, "interval": [1.2, 1.4], "runs": 9}}}
+    monkeypatch.setattr(decode_kernels, "_probe", lambda: calls.append(1) or fake)
+    try:
+        assert decode_kernels.faster("onednn") and not decode_kernels.faster("fbgemm-int8")
+        decode_kernels._stored.cache_clear()                     # a new process: reads the record
+        assert decode_kernels.faster("onednn") and calls == [1]
+        assert decode_kernels.figure("onednn") == "1.30× (1.20–1.40×, 9 runs in turns)"
+    finally:
+        decode_kernels._stored.cache_clear()
