@@ -157,3 +157,17 @@ def test_kernel_probe_is_measured_once_per_machine_and_read_back(monkeypatch, tm
         assert decode_kernels.figure("onednn") == "1.30× (1.20–1.40×, 9 runs in turns)"
     finally:
         decode_kernels._stored.cache_clear()
+
+
+def test_a_kernel_missing_on_this_cpu_is_not_offered(monkeypatch):
+    """Where fbgemm is absent (ARM builds), building its layer raises: the probe records why and the
+    int8-dynamic path is not offered, rather than failing."""
+    class Missing:
+        def __init__(self, *args):
+            raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(decode_kernels, "DynamicInt8Linear", Missing)
+    data = decode_kernels._probe()
+    assert "fbgemm-int8" not in data["kernels"] and "NoQEngine" in data["errors"]["fbgemm-int8"]
+    monkeypatch.setattr(decode_kernels, "measured", lambda: data)
+    assert not decode_kernels.faster("fbgemm-int8") and decode_kernels.figure("fbgemm-int8").startswith("unavailable")
