@@ -32,13 +32,11 @@ import functools
 import mmap
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from glassformer import timing
-from glassformer.model.embedding import Unembed
 from glassformer.model.linear import Linear
 from glassformer.model.quantize import Int8Embedding, quantize_per_channel
 
@@ -86,7 +84,8 @@ class OneDnnLinear(nn.Module):
 
 
 @contextlib.contextmanager
-def _engine(name: str) -> Iterator[None]:
+def quantized_engine(name: str) -> Iterator[None]:
+    """torch's quantized engine set to `name` ("fbgemm", ...) for a while, then restored."""
     before = torch.backends.quantized.engine
     torch.backends.quantized.engine = name
     try:
@@ -104,7 +103,7 @@ class DynamicInt8Linear(nn.Module):
         self.register_buffer("q", q)          # kept for inspection and byte counts; fbgemm packs its own copy
         self.register_buffer("scale", scale)
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
-        with _engine("fbgemm"), warnings.catch_warnings():
+        with quantized_engine("fbgemm"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")   # torch 2.13 deprecates them
             weights = torch._make_per_channel_quantized_tensor(q, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
             self.packed = torch.ops.quantized.linear_prepack(weights, None)
