@@ -339,9 +339,9 @@ def main() -> None:
         print("\nQuality on the trained course model (whole validation split, nats/char; next character picked "
               "as fp32 picks it, 16,384 positions)")
         quality = course_quality([p for p in paths if p != "fp32"] + ["fp32"])
-        for name, loss, delta, agree in quality:
+        for name, loss, delta, same_char in quality:
             label = "fp32 (decode path)" if name == "fp32" else name
-            print(f"  {label:24s} {loss:.4f}  {delta:+.4f}  {agree:.2%}")
+            print(f"  {label:24s} {loss:.4f}  {delta:+.4f}  {same_char:.2%}")
     if args.record:
         cpu = machine.facts()
         run = {"cpu": cpu.model, "flags": list(cpu.flags or ()), "emulated_avx2": bool(limits), "limits": limits,
@@ -352,8 +352,8 @@ def main() -> None:
                                   "same_tokens_as_fp32": agree[name]}
                            for name, t in times.items()},
                "ratios": [c.as_dict() for c in ratios],
-               "quality": [{"path": name, "val_loss": loss, "delta": delta, "same_next_char": agree}
-                           for name, loss, delta, agree in quality]}
+               "quality": [{"path": name, "val_loss": loss, "delta": delta, "same_next_char": same_char}
+                           for name, loss, delta, same_char in quality]}
         runs = json.loads(args.record.read_text()) if args.record.exists() else []
         runs = [r for r in runs if (r["cpu"], r["flags"], r["emulated_avx2"]) != (run["cpu"], run["flags"],
                                                                                   run["emulated_avx2"])]

@@ -19,6 +19,7 @@ from glassformer.model.quantize import dequantize
 FAMILIES = {  # learned positions, LayerNorm, GELU / RoPE, RMSNorm, SwiGLU, grouped-query attention, q/k norm
     "gpt2-like": dict(position="learned"),
     "qwen3": dict(family="qwen3", position="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True, n_kv_heads=2),
+    "moe": dict(position="learned", n_experts=4),                  # an MLP kind the short path calls as it is
 }
 
 
@@ -44,6 +45,54 @@ def test_fast_one_token_steps_give_the_models_own_logits(family):
         steps += [fast(ids[:, t:t + 1], cache=cache) for t in range(8, 20)]   # one token at a time: the short path
     got = torch.cat(steps, dim=1)
     assert (got - reference).abs().max().item() <= 1e-5
+
+
+def test_a_copy_of_a_fast_decoder_steps_with_its_own_weights():
+    import copy
+
+    fast = fast_decoder(_model("gpt2-like"))
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        cache = fast.new_cache(1, 3)
+        fast(ids[:, :2], cache=cache)
+        fast(ids[:, 2:], cache=cache)                             # a one-token step: builds the original's plan
+        twin = copy.deepcopy(fast)
+        twin.blocks[0].mlp.down.weight.mul_(2.0)                 # only the copy changes
+        logits = {}
+        for name, model in (("fast", fast), ("twin", twin)):
+            cache = model.new_cache(1, 3)
+            model(ids[:, :2], cache=cache)
+            logits[name] = model(ids[:, 2:], cache=cache)[0, -1]              # the short path
+        twin_reference = twin(ids)[0, -1]                       # no cache: the long path, DecoderLM.forward
+    assert (logits["twin"] - twin_reference).abs().max().item() <= 1e-5
+    assert (logits["twin"] - logits["fast"]).abs().max().item() > 1e-3
+
+
+def test_the_next_generation_sees_a_replaced_module_and_a_saved_model_loads():
+    import io
+
+    from glassformer.model.linear import Linear
+
+    fast = fast_decoder(_model("gpt2-like"))
+    ids = torch.tensor([[1, 2, 3]])
+
+    def last_step() -> torch.Tensor:                             # prefill two tokens, then one short step
+        cache = fast.new_cache(1, 3)
+        fast(ids[:, :2], cache=cache)
+        return fast(ids[:, 2:], cache=cache)[0, -1]
+
+    with torch.no_grad():
+        before = last_step()
+        d = fast.config.d_model
+        fast.blocks[0].mlp.down = Linear(fast.blocks[0].mlp.down.weight.shape[0], d)   # new random weights
+        after, reference = last_step(), fast(ids)[0, -1]         # fast(ids): no cache, the long path
+    assert (after - reference).abs().max().item() <= 1e-5
+    assert (after - before).abs().max().item() > 1e-3
+    buffer = io.BytesIO()
+    torch.save(fast.state_dict(), buffer)                        # nothing of the step is kept in the model
+    assert set(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)) == set(fast.state_dict())
+    copy_ = __import__("copy").deepcopy(fast)
+    assert "_step_plan" not in vars(copy_)
 
 
 def test_fast_step_still_calls_hooks_when_something_is_attached():

@@ -64,19 +64,33 @@ def on_huge_pages(t: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _operator(namespace: str, name: str):
+    """torch.ops.<namespace>.<name>.default, or None where this build of torch lacks it. Calling the
+    operator itself skips torch.ops' lookup by name, a few microseconds per call."""
+    try:
+        return getattr(getattr(torch.ops, namespace), name).default
+    except (AttributeError, RuntimeError):
+        return None
+
+
+onednn_linear = _operator("mkldnn", "_linear_pointwise")   # (x (N, in), weight (out, in), bias, "none", [], "")
+
+
 class OneDnnLinear(nn.Module):
     """y = x Wᵀ + b by oneDNN's inner product; W (out, in) in the model's dtype, on huge pages."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
+        if onednn_linear is None:
+            raise RuntimeError("this build of torch has no oneDNN linear (torch.ops.mkldnn._linear_pointwise)")
         self.register_buffer("weight", on_huge_pages(weight))                        # (out, in)
         self.register_buffer("bias", None if bias is None else bias.detach().clone())  # (out,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2 and x.is_contiguous():                                        # one token per row: as is
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            return onednn_linear(x, self.weight, self.bias, "none", [], "")
         flat = x.reshape(-1, x.shape[-1]).contiguous()                                # (N, in)
-        y = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")  # (N, out)
+        y = onednn_linear(flat, self.weight, self.bias, "none", [], "")              # (N, out)
         return y.view(*x.shape[:-1], y.shape[-1])                                     # (..., out)
 
     def extra_repr(self) -> str:

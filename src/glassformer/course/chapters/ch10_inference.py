@@ -728,9 +728,10 @@ def _(mo):
       laptops. Activations use 7 of the 8 bits: without VNNI instructions fbgemm adds pairs of products in
       16-bit integers, which full-range activations would overflow.
 
-    Every path also skips the hook points for one-token steps (`FastDecoderLM`): the same modules in the same
-    order, so the same numbers, without the Python calls that make the model traceable (about 270 module calls per
-    token for GPT-2 small).
+    Every path also skips the hook points for one-token steps (`FastDecoderLM`): where their kind allows, each
+    layer's norms, projections and MLP are called as plain functions with their weights bound (`plain`), in the
+    same order on the same kernels, so the same numbers, without the Python calls that make the model traceable
+    (274 module calls per token for GPT-2 small; 3 on its fp32 path).
     `fastest_path` takes the fewest bytes per weight among the paths offered, and of the two int8 paths the
     one whose kernel measured faster. Each decision is measured once per machine and kept
     (`glassformer info` prints them).
@@ -746,8 +747,8 @@ def _(code_panel, mo):
 
     mo.accordion({"DynamicInt8Linear and OneDnnLinear (glassformer/model/decode_kernels.py)":
                   mo.vstack([code_panel(_kernels.DynamicInt8Linear), code_panel(_kernels.OneDnnLinear)]),
-                  "FastDecoderLM.forward (glassformer/model/decode_step.py)":
-                  mo.vstack([code_panel(_step.FastDecoderLM.forward), code_panel(_step.attend_one)]),
+                  "FastDecoderLM.forward and plain (glassformer/model/decode_step.py)":
+                  mo.vstack([code_panel(_step.FastDecoderLM.forward), code_panel(_step.plain)]),
                   "fastest_path_name (glassformer/decode_paths.py)": code_panel(_paths.fastest_path_name)})
     return
 
