@@ -811,7 +811,9 @@ def _(bytes_read_per_token, mo):
         "`python bench/generate.py "
         "--record`, against Hugging Face transformers and CTranslate2 (an inference engine written in C++ for "
         "fast CPU Transformers). These figures are not measured now: each names the CPU and the day it was "
-        "recorded; run the script for this machine's.")] + (_blocks or [mo.md("(No recorded run ships with "
+        "recorded; run the script for this machine's. The bandwidth limit is the read bandwidth that run measured "
+        "once (a 256 MB tensor summed), which moves with whatever else the computer is doing: a share above "
+        "100% means that one measurement caught a slow moment, not an engine faster than memory.")] + (_blocks or [mo.md("(No recorded run ships with "
                                                                              "this copy of the package.)")]))
     return
 
