@@ -68,31 +68,31 @@ def test_a_copy_of_a_fast_decoder_steps_with_its_own_weights():
     assert (logits["twin"] - logits["fast"]).abs().max().item() > 1e-3
 
 
-def test_the_next_generation_sees_a_replaced_module_and_a_saved_model_loads():
-    import io
+def test_the_next_generation_sees_a_replaced_module_and_the_model_still_pickles():
+    import pickle
 
     from glassformer.model.linear import Linear
 
     fast = fast_decoder(_model("gpt2-like"))
     ids = torch.tensor([[1, 2, 3]])
 
-    def last_step() -> torch.Tensor:                             # prefill two tokens, then one short step
-        cache = fast.new_cache(1, 3)
-        fast(ids[:, :2], cache=cache)
-        return fast(ids[:, 2:], cache=cache)[0, -1]
+    def last_step(model) -> torch.Tensor:                        # prefill two tokens, then one short step
+        cache = model.new_cache(1, 3)
+        model(ids[:, :2], cache=cache)
+        return model(ids[:, 2:], cache=cache)[0, -1]
 
     with torch.no_grad():
-        before = last_step()
+        before = last_step(fast)
         d = fast.config.d_model
         fast.blocks[0].mlp.down = Linear(fast.blocks[0].mlp.down.weight.shape[0], d)   # new random weights
-        after, reference = last_step(), fast(ids)[0, -1]         # fast(ids): no cache, the long path
+        after, reference = last_step(fast), fast(ids)[0, -1]     # fast(ids): no cache, the long path
+        # After a short step the model pickles (its step's functions are not kept in it) and the copy
+        # steps as it does.
+        copied = pickle.loads(pickle.dumps(fast))
+        copied_step = last_step(copied)
     assert (after - reference).abs().max().item() <= 1e-5
     assert (after - before).abs().max().item() > 1e-3
-    buffer = io.BytesIO()
-    torch.save(fast.state_dict(), buffer)                        # nothing of the step is kept in the model
-    assert set(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)) == set(fast.state_dict())
-    copy_ = __import__("copy").deepcopy(fast)
-    assert "_step_plan" not in vars(copy_)
+    assert (copied_step - after).abs().max().item() <= 1e-6
 
 
 def test_fast_step_still_calls_hooks_when_something_is_attached():
