@@ -128,14 +128,16 @@ def test_onednn_linear_equals_x_times_w(dtype):
 
 def _fbgemm_by_hand(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """What DynamicInt8Linear should compute, step by step: each row divided by its largest |value|,
-    the call's input quantized to 7-bit unsigned integers with one scale and zero point (fbgemm's
-    rule with reduce_range), multiplied in integers by q, rescaled, the row's factor put back."""
+    the call's input quantized with one scale and zero point chosen for 7-bit unsigned integers
+    (fbgemm's rule with reduce_range), multiplied in integers by q, rescaled, the row's factor put
+    back. fbgemm clamps the rounded values to uint8's 0..255, not to 127: a row's value of exactly
+    +1 (every row has one) lands on 128."""
     m = x.abs().amax(dim=1, keepdim=True)
     xr = x / m
     low, high = min(xr.min().item(), 0.0), max(xr.max().item(), 0.0)
     step = (high - low) / 127
     zero = round(-low / step)
-    xq = torch.clamp(torch.round(xr / step) + zero, 0, 127)
+    xq = torch.clamp(torch.round(xr / step) + zero, 0, 255)
     integers = (xq - zero).double() @ q.double().t()             # exact integer sums
     return (integers * step * scale.double()).float() * m + bias
 
