@@ -156,8 +156,8 @@ def test_dynamic_int8_linear_matches_the_hand_computation():
 
 def test_dynamic_int8_sums_do_not_saturate():
     """fbgemm's kernel for CPUs without VNNI adds pairs of u8 x s8 products in int16: with full-range
-    activations 64 products of 255 x 127 would come out ~32 instead of 64. Seven-bit activations keep
-    every pair below 2^15, so the answer is the same on every CPU."""
+    activations 64 products of 255 x 127 would come out ~32 instead of 64. Activations scaled for 7 bits
+    round to at most 128, which keeps every pair below 2^15, so the answer is the same on every CPU."""
     layer = DynamicInt8Linear(torch.ones(8, 64), None)
     assert (layer(torch.ones(1, 64)) - 64).abs().max().item() <= 0.5
 

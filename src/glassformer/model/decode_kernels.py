@@ -19,9 +19,10 @@ glassformer/machine.py, like the int8 decision of model/quantize.py):
 
 fbgemm quantizes a whole call's input with one scale; dividing each row by its own maximum
 first makes that scale per row (a long prompt's quiet rows keep their precision). Activations
-use 7 of the 8 bits (`reduce_range`): on CPUs without VNNI, fbgemm's kernel adds pairs of
-8-bit products in 16 bits, which overflows with full-range activations and would make the
-result depend on the CPU.
+are scaled for 7 bits (`reduce_range`), so they round to 0..128 rather than 0..255: on CPUs
+without VNNI, fbgemm's kernel adds pairs of 8-bit products in 16 bits, which overflows with
+full-range activations and would make the result depend on the CPU (2 x 128 x 127 = 32,512
+fits; 2 x 255 x 127 does not).
 """
 
 from __future__ import annotations

@@ -725,8 +725,8 @@ def _(mo):
     - `int8-dynamic`, **dynamic quantization**: the same int8 weights, and at every call each row of
       activations is rounded to 8 bits too, $x_i \approx m_i \cdot$ (integers), $m_i = \max_j |x_{ij}|$, so the product is all integers
       (fbgemm's kernel, which has AVX2 versions). This is the path for CPUs without bf16, which is most
-      laptops. Activations use 7 of the 8 bits: without VNNI instructions fbgemm adds pairs of products in
-      16-bit integers, which full-range activations would overflow.
+      laptops. Activations are scaled for 7 of the 8 bits (they round to 0…128, not 0…255): without VNNI
+      instructions fbgemm adds pairs of products in 16-bit integers, which full-range activations would overflow.
 
     Every path also skips the hook points for one-token steps (`FastDecoderLM`): where their kind allows, each
     layer's norms, projections and MLP are called as plain functions with their weights bound (`plain`), in the
