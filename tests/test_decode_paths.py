@@ -5,15 +5,16 @@ own forward pass, a plain `x @ W`, or fbgemm's quantization rule worked by hand.
 
 from __future__ import annotations
 
+import copy
 import gc
 
 import pytest
 import torch
 
-from glassformer import decode_paths
+from glassformer import decode_paths, machine
 from glassformer.model import build_model, decode_kernels, preset
-from glassformer.model.decode_kernels import DynamicInt8Linear, OneDnnLinear, on_huge_pages
-from glassformer.model.decode_step import FastDecoderLM, fast_decoder
+from glassformer.model.decode_kernels import DynamicInt8Linear, OneDnnLinear, SplitKLinear, on_huge_pages
+from glassformer.model.decode_step import FastDecoderLM, fast_decoder, plain
 from glassformer.model.quantize import dequantize
 
 FAMILIES = {  # learned positions, LayerNorm, GELU / RoPE, RMSNorm, SwiGLU, grouped-query attention, q/k norm
@@ -45,6 +46,27 @@ def test_fast_one_token_steps_give_the_models_own_logits(family):
         steps += [fast(ids[:, t:t + 1], cache=cache) for t in range(8, 20)]   # one token at a time: the short path
     got = torch.cat(steps, dim=1)
     assert (got - reference).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("kernel", decode_kernels.FP32_KERNELS)
+@pytest.mark.parametrize("family", ["gpt2-like", "qwen3"])
+def test_fp32_kernels_give_the_models_own_logits_in_both_steps(monkeypatch, family, kernel):
+    """A model whose matrices are multiplied by oneDNN or split-K (into 4 slices, as on 4 threads):
+    prefill (DecoderLM.forward) and one-token steps (their plain functions) give the model's logits."""
+    model = _model(family)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    fast = fast_decoder(decode_kernels.kernel_model(model, kernel), copy_first=False)
+    monkeypatch.undo()
+    if kernel == "split-k":
+        assert fast.blocks[0].attn.qkv.weight.shape[0] == 4 and isinstance(fast.unembed, SplitKLinear)
+    ids = torch.randint(0, model.config.vocab_size, (2, 20))
+    with torch.no_grad():
+        reference = model(ids)                                   # (2, 20, V)
+        cache = fast.new_cache(2, 20)
+        steps = [fast(ids[:, :8], cache=cache)]
+        steps += [fast(ids[:, t:t + 1], cache=cache) for t in range(8, 20)]
+    got = torch.cat(steps, dim=1)
+    assert (got - reference).abs().max().item() <= 1e-5 * reference.abs().max().item()
 
 
 def test_a_copy_of_a_fast_decoder_steps_with_its_own_weights():
@@ -126,6 +148,20 @@ def test_onednn_linear_equals_x_times_w(dtype):
     assert (layer(x.to(dtype)).float() - reference).abs().max().item() <= tolerance
 
 
+@pytest.mark.parametrize("parts,expected", [(1, 1), (2, 2), (3, 2), (4, 4), (64, 40)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_split_k_linear_equals_x_times_w(parts, expected, bias):
+    """Split into the most slices up to `parts` that divide the input width (40), the sum of the
+    slices' products is x @ W, for a batch of rows (the module) and one row (its plain function)."""
+    w, b = torch.randn(40, 72), (torch.randn(72) if bias else None)   # (in, out) as Linear holds it
+    x = torch.randn(3, 5, 40)
+    layer = SplitKLinear(w.t(), b, parts)
+    reference = x @ w + (b if bias else 0)
+    assert layer.weight.shape == (expected, 40 // expected, 72)
+    assert (layer(x) - reference).abs().max().item() <= 1e-4
+    assert (plain(layer)(x[0].contiguous()) - reference[0]).abs().max().item() <= 1e-4
+
+
 def _fbgemm_by_hand(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """What DynamicInt8Linear should compute, step by step: each row divided by its largest |value|,
     the call's input quantized with one scale and zero point chosen for 7-bit unsigned integers
@@ -198,16 +234,31 @@ def test_kernel_probe_is_measured_once_per_machine_and_read_back(monkeypatch, tm
     monkeypatch.setenv("GLASSFORMER_CACHE", str(tmp_path))
     decode_kernels._stored.cache_clear()
     calls = []
-    fake = {"threads": torch.get_num_threads(), "errors": {},
-            "kernels": {"onednn": {"verdict": "faster", "speedup": 1.3, "interval": [1.2, 1.4], "runs": 9}}}
+    older = {"threads": torch.get_num_threads(), "errors": {"int8pack": "absent", "fbgemm-int8": "absent"},
+             "kernels": {"onednn": {"verdict": "faster", "speedup": 1.3, "interval": [1.2, 1.4], "runs": 9}}}
+    fake = copy.deepcopy(older)
+    fake["kernels"]["split-k"] = {"verdict": "unclear", "speedup": 1.1, "interval": [0.9, 1.4], "runs": 9}
     monkeypatch.setattr(decode_kernels, "_probe", lambda: calls.append(1) or fake)
     try:
         assert decode_kernels.faster("onednn") and not decode_kernels.faster("fbgemm-int8")
         decode_kernels._stored.cache_clear()                     # a new process: reads the record
         assert decode_kernels.faster("onednn") and calls == [1]
         assert decode_kernels.figure("onednn") == "1.30× (1.20–1.40×, 9 runs in turns)"
+        assert decode_kernels.fp32_kernel() == "onednn"          # split-K was not clearly faster than x @ W
+        machine.save_section(decode_kernels._section(), older)  # a record from before split-K existed
+        decode_kernels._stored.cache_clear()
+        assert decode_kernels.figure("split-k").startswith("1.10×") and calls == [1, 1]   # measured again
     finally:
         decode_kernels._stored.cache_clear()
+
+
+@pytest.mark.parametrize("onednn,split,expected", [(1.5, 1.8, "split-k"), (1.8, 1.5, "onednn"), (None, None, None)])
+def test_fp32_kernel_is_the_fastest_of_those_clearly_faster(monkeypatch, onednn, split, expected):
+    def result(speedup):
+        return {"verdict": "faster" if speedup else "unclear", "speedup": speedup or 1.0}
+    monkeypatch.setattr(decode_kernels, "measured", lambda: {"kernels": {"onednn": result(onednn),
+                                                                         "split-k": result(split)}})
+    assert decode_kernels.fp32_kernel() == expected
 
 
 def test_a_kernel_missing_on_this_cpu_is_not_offered(monkeypatch):

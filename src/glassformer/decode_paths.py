@@ -3,8 +3,9 @@
 Decoding one token reads every weight once, so on a CPU its speed is set by how many bytes
 the weights take, how fast memory delivers them and how well the kernel streams them:
 
-- fp32: the reference arithmetic; its matrices are multiplied by oneDNN where that kernel was
-  measured faster than torch's default here (model/decode_kernels.py), else the model as it is.
+- fp32: the reference arithmetic; its matrices are multiplied by the fp32 kernel measured fastest
+  here (oneDNN's or split-K, model/decode_kernels.py) where one was clearly faster than torch's
+  default, else the model as it is.
 - bf16: weights and activations in bfloat16, half the bytes. Only where the CPU computes bf16
   natively (precision.cpu_capability): elsewhere a bf16 matmul is hundreds of times slower.
 - int8: int8 weights, one scale per output channel (model/quantize.py), a quarter of the bytes,
@@ -33,13 +34,15 @@ from torch import nn
 from glassformer import timing
 from glassformer.model import DecoderLM, decode_kernels
 from glassformer.model.decode_step import fast_decoder
-from glassformer.model.decode_kernels import DynamicInt8Linear, OneDnnLinear, dynamic_int8_model, onednn_model
+from glassformer.model.decode_kernels import (DynamicInt8Linear, OneDnnLinear, SplitKLinear, dynamic_int8_model,
+                                                kernel_model, on_huge_pages)
 from glassformer.model.embedding import Unembed
 from glassformer.model.linear import Linear
 from glassformer.model.quantize import Int8Linear, Int8Unembed, int8_kernel, quantize_model
 from glassformer.precision import cpu_capability
 
 PATHS = ("fp32", "bf16", "int8", "int8-dynamic")
+KERNEL_NAMES = {"onednn": "oneDNN's inner product", "split-k": "split-K (torch.bmm, one slice of the input per thread)"}
 
 
 @dataclass
@@ -51,8 +54,9 @@ class DecodePath:
 
 def available_paths() -> dict[str, str]:
     """Path name -> why it is offered on this CPU (fp32 always is)."""
-    kernel = ("oneDNN's, measured " + decode_kernels.figure("onednn") + " torch's default"
-              if decode_kernels.faster("onednn") else "torch's default (oneDNN's not measured faster here)")
+    fp32 = decode_kernels.fp32_kernel()
+    kernel = (f"{KERNEL_NAMES[fp32]}, measured {decode_kernels.figure(fp32)} torch's default" if fp32 else
+              "torch's default (neither oneDNN's nor split-K measured faster here)")
     paths = {"fp32": f"the reference precision, fast everywhere; kernel: {kernel}"}
     cap = cpu_capability()
     if cap.best_dtype == "bf16":
@@ -63,7 +67,7 @@ def available_paths() -> dict[str, str]:
                         f"activations) measured {kernel.figure} the fp32 matrix-vector product"
     if decode_kernels.faster("fbgemm-int8"):
         paths["int8-dynamic"] = f"fbgemm's int8 x int8 kernel measured {decode_kernels.figure('fbgemm-int8')} " \
-                                "fp32 on one layer's matrices"
+                                "fp32 on a small model's matrices"
     return paths
 
 
@@ -73,16 +77,16 @@ def convert(model: nn.Module, name: str) -> DecodePath:
     if name not in PATHS:
         raise ValueError(f"decode path must be one of {PATHS}, got {name!r}")
     why = available_paths().get(name, "not a speed path on this CPU (glassformer info says why)")
-    onednn = decode_kernels.faster("onednn")
     if name == "fp32":
-        converted = onednn_model(model) if onednn else model
+        fp32 = decode_kernels.fp32_kernel()
+        converted = kernel_model(model, fp32) if fp32 else model
     elif name == "int8-dynamic":
         converted = dynamic_int8_model(model)
     else:
         with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, even when called under inference mode
             if name == "bf16":
                 bf16 = copy.deepcopy(model).to(torch.bfloat16)
-                converted = onednn_model(bf16) if onednn else bf16
+                converted = kernel_model(bf16, "onednn") if decode_kernels.faster("onednn") else bf16
             else:
                 converted = quantize_model(model)
     if isinstance(converted, DecoderLM):  # one-token steps skip the hook points (model/decode_step.py)
@@ -111,7 +115,7 @@ def bytes_read_per_token(model: nn.Module) -> int:
     (the embedding lookup reads one row, norms and biases are negligible)."""
     total = 0
     for module in model.modules():
-        if isinstance(module, (Linear, OneDnnLinear)):
+        if isinstance(module, (Linear, OneDnnLinear, SplitKLinear)):
             total += module.weight.numel() * module.weight.element_size()
         elif isinstance(module, (Int8Linear, Int8Unembed, DynamicInt8Linear)):
             total += module.q.numel() + module.scale.numel() * module.scale.element_size()
@@ -121,10 +125,10 @@ def bytes_read_per_token(model: nn.Module) -> int:
 
 
 def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
-    """Measured memory read bandwidth of this machine, bytes/s: a tensor larger than the caches summed
-    on the process's threads (what a decode step does to its weights: read each once), the median of
-    `repeats` sums (timing.measure)."""
-    src = torch.ones(megabytes * 2**20 // 4)
+    """Measured memory read bandwidth of this machine, bytes/s: a tensor larger than the caches, on huge
+    pages as the decode kernels' weights are, summed on the process's threads (what a decode step does
+    to its weights: read each once), the median of `repeats` sums (timing.measure)."""
+    src = on_huge_pages(torch.ones(megabytes * 2**20 // 4))
     summed = timing.measure(lambda: src.sum(), repeats=repeats, threads=None)
     return src.numel() * 4 / summed.median
 
@@ -178,8 +182,8 @@ def machine_report(remeasure: bool = False) -> str:
              + (", measured clearly slower" if kernel.verdict == "slower" and not kernel.fast else ""),
              timed("int8", f"one token times a {quantize.PROBE_SHAPE[0]} x {quantize.PROBE_SHAPE[1]} matrix "
                            f"({kernel.name}, {act} activations), one thread"),
-             f"decode kernels against fp32 x @ W, one token through a width-1024 layer's matrices, "
-             f"{torch.get_num_threads()} threads: "
+             "decode kernels against fp32 x @ W, one token through six width-768 layers' matrices and a "
+             f"32,768-word unembedding, {torch.get_num_threads()} threads: "
              + "; ".join(f"{name} {decode_kernels.figure(name)}" for name in decode_kernels.KERNELS),
              f"decode paths offered: {', '.join(available_paths())}; fastest: {fastest_path_name()}",
              "The facts decide; a timing can only overrule them when it is clearly against them. "

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.model.attention import Attention, KVCache
-from glassformer.model.decode_kernels import OneDnnLinear, onednn_linear
+from glassformer.model.decode_kernels import OneDnnLinear, SplitKLinear, onednn_linear
 from glassformer.model.decoder import DecoderLM
 from glassformer.model.hooks import attached
 from glassformer.model.linear import Linear
@@ -58,6 +58,12 @@ def plain(module: nn.Module) -> Fn:
     if isinstance(module, OneDnnLinear):
         w, b = module.weight, module.bias
         return lambda x: onednn_linear(x, w, b, "none", [], "")
+    if isinstance(module, SplitKLinear):
+        w, b = module.weight, module.bias
+        parts, width = w.shape[0], w.shape[1]
+        if b is None:
+            return lambda x: torch.bmm(x.view(-1, parts, width).transpose(0, 1), w).sum(dim=0)
+        return lambda x: torch.bmm(x.view(-1, parts, width).transpose(0, 1), w).sum(dim=0).add_(b)
     if isinstance(module, Linear):
         w, b = module.weight, module.bias
         return (lambda x: x @ w) if b is None else (lambda x: torch.addmm(b, x, w))

@@ -768,7 +768,7 @@ def _(mo, torch):
 
     mo.vstack([
         mo.md(f"#### This machine's decisions\n\nStored once per machine ({_threads} threads). Each kernel against "
-              f"fp32 `x @ W`, one token through a width-1024 layer's four matrices, in turns:\n\n"
+              f"fp32 `x @ W`, one token through the matrices of six GPT-2-small-sized layers and a 32,768-word unembedding, in turns:\n\n"
               f"| kernel | speed vs fp32 `x @ W` | decision |\n|---|---|---|\n{_kernel_rows}\n\n"
               f"| path | here | why |\n|---|---|---|\n{_path_rows}\n\n"
               f"`fastest_path` picks `{_fastest}` here."),
