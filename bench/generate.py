@@ -311,7 +311,7 @@ def main() -> None:
     print(f"greedy {n} tokens identical to transformers (glassformer's model as loaded, fp32): {same}")
 
     print(f"\nGreedy decoding with KV cache, {n} tokens; measured read bandwidth {bandwidth / 1e9:.1f} GB/s "
-          "(a 256 MB tensor summed)")
+          "(a 256 MB tensor on huge pages, summed)")
     print(f"{'engine, path':20s} {'tok/s':>7s} {'MB/token':>9s} {'of bandwidth limit':>19s} "
           f"{'same tokens as fp32':>20s}")
     for name, t in times.items():

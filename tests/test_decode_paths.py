@@ -150,16 +150,22 @@ def test_onednn_linear_equals_x_times_w(dtype):
 
 @pytest.mark.parametrize("parts,expected", [(1, 1), (2, 2), (3, 2), (4, 4), (64, 40)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_split_k_linear_equals_x_times_w(parts, expected, bias):
+def test_split_k_linear_equals_x_times_w(monkeypatch, parts, expected, bias):
     """Split into the most slices up to `parts` that divide the input width (40), the sum of the
-    slices' products is x @ W, for a batch of rows (the module) and one row (its plain function)."""
+    slices' products is x @ W for one row (module and plain function); many rows, multiplied whole
+    by oneDNN or, where torch lacks it, by x @ W, give it too."""
     w, b = torch.randn(40, 72), (torch.randn(72) if bias else None)   # (in, out) as Linear holds it
     x = torch.randn(3, 5, 40)
     layer = SplitKLinear(w.t(), b, parts)
     reference = x @ w + (b if bias else 0)
     assert layer.weight.shape == (expected, 40 // expected, 72)
+    one = x[:1, :1]                                                   # (1, 1, 40)
+    assert (layer(one) - reference[:1, :1]).abs().max().item() <= 1e-4
+    assert (plain(layer)(one[0]) - reference[0, :1]).abs().max().item() <= 1e-4
+    assert (plain(layer)(x[0]) - reference[0]).abs().max().item() <= 1e-4
     assert (layer(x) - reference).abs().max().item() <= 1e-4
-    assert (plain(layer)(x[0].contiguous()) - reference[0]).abs().max().item() <= 1e-4
+    monkeypatch.setattr(decode_kernels, "onednn_linear", None)
+    assert (layer(x) - reference).abs().max().item() <= 1e-4
 
 
 def _fbgemm_by_hand(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

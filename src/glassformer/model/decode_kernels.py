@@ -2,7 +2,7 @@
 
 A decode step multiplies one token's vector by every weight matrix, so its speed is how fast
 the kernel streams the weights from memory. torch's default for `x @ W` (model/linear.py) is
-not the fastest streamer on every CPU. This module offers two others, each used only where a
+not the fastest streamer on every CPU. This module offers three others, each used only where a
 timing on this machine shows it faster (decided once per machine, kept in its record,
 glassformer/machine.py, like the int8 decision of model/quantize.py):
 
@@ -14,9 +14,13 @@ glassformer/machine.py, like the int8 decision of model/quantize.py):
       x W = x_1 W_1 + x_2 W_2 + ... + x_P W_P        (x_p: a slice of x's columns; W_p: of W's rows)
 
   torch runs a batch's entries on different threads, so each thread streams one contiguous
-  block of the weight with a plain one-thread matrix-vector kernel. Why that streams faster
-  than the kernels that share one product between threads is measured here, not derived; on the
-  2-core AMD EPYC of the recorded benchmarks it made GPT-2 small's decode step ~17% shorter.
+  block of the weight with a plain one-thread matrix-vector kernel. Timed alone on one large
+  matrix it streams no faster than oneDNN's (~35 GB/s on the 2-core AMD EPYC of the recorded
+  benchmarks); in a decode step of many products it is faster: GPT-2 small's fp32 step took
+  14.0 ms per token against 16.9 with oneDNN there (greedy, 128 tokens, in turns). A likely
+  reason, not measured: each oneDNN call has a fixed cost (~15 us for a tiny product, against
+  ~2 us for torch.bmm), larger still when the weights streamed between calls have pushed its
+  state out of the CPU caches. Hence the probe below times many matrices, not one.
 - **fbgemm's dynamic int8 product** (`torch.ops.quantized.linear_dynamic`): the int8 weights
   of model/quantize.py (the same q and per-channel scales) times *int8 activations*: at every
   call each row of x is rounded to 8 bits with a scale of its own, the integers are multiplied
@@ -121,11 +125,23 @@ class SplitKLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts, width, d_out = self.weight.shape
-        slices = x.reshape(-1, parts, width).transpose(0, 1)                       # (P, N, in/P)
-        y = torch.bmm(slices, self.weight).sum(dim=0)                              # (N, out)
+        flat = x.reshape(-1, parts * width).contiguous()                           # (N, in)
+        if flat.shape[0] > 1:    # a prompt's rows: one matrix product (the blocks, stacked, are W (in, out))
+            return self.many_rows(flat).view(*x.shape[:-1], d_out)
+        y = torch.bmm(flat.view(parts, 1, width), self.weight).sum(dim=0)         # (1, out): P partial products
         if self.bias is not None:
             y += self.bias
         return y.view(*x.shape[:-1], d_out)                                        # (..., out)
+
+    def many_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """(N, in) -> (N, out) for N > 1 rows, where splitting does not pay: by oneDNN's inner product,
+        which reads W (in, out) seen transposed as it is stored (prefill of 256 tokens here: split-K
+        was slower than transformers, this ~1.4x faster), or `x @ W` where this torch lacks it."""
+        parts, width, d_out = self.weight.shape
+        whole = self.weight.view(parts * width, d_out)                                 # (in, out)
+        if onednn_linear is not None:
+            return onednn_linear(flat, whole.t(), self.bias, "none", [], "")
+        return flat @ whole if self.bias is None else torch.addmm(self.bias, flat, whole)
 
     def extra_repr(self) -> str:
         parts, width, d_out = self.weight.shape

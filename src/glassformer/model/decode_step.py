@@ -58,12 +58,11 @@ def plain(module: nn.Module) -> Fn:
     if isinstance(module, OneDnnLinear):
         w, b = module.weight, module.bias
         return lambda x: onednn_linear(x, w, b, "none", [], "")
-    if isinstance(module, SplitKLinear):
-        w, b = module.weight, module.bias
-        parts, width = w.shape[0], w.shape[1]
+    if isinstance(module, SplitKLinear):    # one row: the partial products and their sum; more: the module
+        w, b, parts, width = module.weight, module.bias, module.weight.shape[0], module.weight.shape[1]
         if b is None:
-            return lambda x: torch.bmm(x.view(-1, parts, width).transpose(0, 1), w).sum(dim=0)
-        return lambda x: torch.bmm(x.view(-1, parts, width).transpose(0, 1), w).sum(dim=0).add_(b)
+            return lambda x: torch.bmm(x.view(parts, 1, width), w).sum(dim=0) if x.shape[0] == 1 else module(x)
+        return lambda x: torch.bmm(x.view(parts, 1, width), w).sum(dim=0).add_(b) if x.shape[0] == 1 else module(x)
     if isinstance(module, Linear):
         w, b = module.weight, module.bias
         return (lambda x: x @ w) if b is None else (lambda x: torch.addmm(b, x, w))
@@ -141,8 +140,9 @@ class FastDecoderLM(DecoderLM):
         gqa = Hkv != H
         for i, (norm1, qkv, qk_norms, out, norm2, mlp) in enumerate(plan.layers):
             # With one position the fused projection's outputs are already in head order: viewed
-            # as (B, H + 2Hkv, 1, Dh), split gives q, k and v in the cache's layout.
-            q, k, v = qkv(norm1(x)).view(B, H + 2 * Hkv, 1, Dh).split([H, Hkv, Hkv], dim=1)
+            # as (B, H + 2Hkv, 1, Dh), split gives q, k and v in the cache's layout (split_with_sizes
+            # is Tensor.split without its Python wrapper).
+            q, k, v = qkv(norm1(x)).view(B, H + 2 * Hkv, 1, Dh).split_with_sizes([H, Hkv, Hkv], dim=1)
             if qk_norms is not None:
                 q, k = qk_norms[0](q), qk_norms[1](k)
             if rope is not None:

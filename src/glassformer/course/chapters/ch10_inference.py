@@ -716,9 +716,14 @@ def _(mo):
     reads every weight once, so what differs is how many bytes each weight takes and which kernel
     streams them:
 
-    - `fp32`, the reference arithmetic. Its matrices are multiplied by oneDNN's kernel where a timing on
-      this machine found it faster than torch's default `x @ W`, from a copy of each weight placed on 2 MB
-      memory pages where Linux offers them (fewer address translations while streaming hundreds of megabytes).
+    - `fp32`, the reference arithmetic. Its matrices are multiplied by whichever of two kernels a timing on
+      this machine found fastest, if either was clearly faster than torch's default `x @ W`: oneDNN's inner
+      product, or **split-K**, which cuts the input into one slice per thread and the weight's rows alike,
+      $x W = x_1 W_1 + x_2 W_2$ on two threads, computes the slices' products as one batched matmul
+      (torch runs a batch's entries on different threads, each streaming its own block of the weight) and
+      adds them. Each kernel reads a copy of the weights placed on 2 MB memory pages where Linux offers them
+      (fewer address translations while streaming hundreds of megabytes). Split-K changes only the order
+      of the additions, so results differ from `x @ W` by rounding.
     - `bf16`, half the bytes, offered only where the CPU computes bf16 natively.
     - `int8` weight-only (the section above), offered where torch's int8 kernel is fast: it needs bf16
       instructions.
@@ -745,8 +750,10 @@ def _(code_panel, mo):
     from glassformer.model import decode_step as _step
     from glassformer import decode_paths as _paths
 
-    mo.accordion({"DynamicInt8Linear and OneDnnLinear (glassformer/model/decode_kernels.py)":
-                  mo.vstack([code_panel(_kernels.DynamicInt8Linear), code_panel(_kernels.OneDnnLinear)]),
+    mo.accordion({"SplitKLinear, OneDnnLinear and DynamicInt8Linear (glassformer/model/decode_kernels.py)":
+                  mo.vstack([code_panel(_kernels.SplitKLinear), code_panel(_kernels.OneDnnLinear),
+                             code_panel(_kernels.DynamicInt8Linear)]),
+                  "fp32_kernel (glassformer/model/decode_kernels.py)": code_panel(_kernels.fp32_kernel),
                   "FastDecoderLM.forward and plain (glassformer/model/decode_step.py)":
                   mo.vstack([code_panel(_step.FastDecoderLM.forward), code_panel(_step.plain)]),
                   "fastest_path_name (glassformer/decode_paths.py)": code_panel(_paths.fastest_path_name)})
@@ -812,7 +819,7 @@ def _(bytes_read_per_token, mo):
         "--record`, against Hugging Face transformers and CTranslate2 (an inference engine written in C++ for "
         "fast CPU Transformers). These figures are not measured now: each names the CPU and the day it was "
         "recorded; run the script for this machine's. The bandwidth limit is the read bandwidth that run measured "
-        "once (a 256 MB tensor summed), which moves with whatever else the computer is doing: a share above "
+        "once (a 256 MB tensor on huge pages, summed), which moves with whatever else the computer is doing: a share above "
         "100% means that one measurement caught a slow moment, not an engine faster than memory.")] + (_blocks or [mo.md("(No recorded run ships with "
                                                                              "this copy of the package.)")]))
     return
