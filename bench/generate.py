@@ -7,7 +7,8 @@ transformers runs in fp32; CTranslate2 (the `bench` extra; converted from the sa
 runs each compute type it offers on this CPU; glassformer runs every decode path
 (glassformer/decode_paths.py), and says which one `fastest_path` picks. Each row also reports
 its share of this machine's memory-bandwidth limit: the measured read bandwidth divided by the
-weight bytes read per token gives the most tokens/s memory could feed.
+weight bytes read per token gives the most tokens/s memory could feed. On a shared host the
+bandwidth moves from minute to minute, so a 256 MB read is timed in the engines' own rounds.
 
 Every comparison is timed by glassformer/timing.py, as on the course's pages: the things in
 turns, after a warm-up, each ratio printed with its interval and the number of runs;
@@ -39,6 +40,8 @@ from pathlib import Path
 import torch
 
 from glassformer import timing
+
+READ = "memory read (256 MB)"   # timed with the engines, in the same rounds: the read bandwidth
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
              "MKL_ENABLE_INSTRUCTIONS": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2"}
@@ -219,7 +222,7 @@ def main() -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from glassformer import machine
-    from glassformer.decode_paths import PATHS, available_paths, convert, fastest_path_name, read_bandwidth
+    from glassformer.decode_paths import PATHS, available_paths, convert, fastest_path_name, memory_read
     from glassformer.generate import generate
     from glassformer.pretrained import load_pretrained
 
@@ -272,7 +275,6 @@ def main() -> None:
         reference = generate(ours, prompt, n, temperature=0)[0, -n:].tolist()
         same = reference == theirs.generate(prompt, **hf_kwargs)[0, -n:].tolist()
 
-        bandwidth = read_bandwidth()
 
     # Every engine and path in a child process of its own, timed in rounds (timing.measure_in_turns):
     # run i of each is from round i, so runs of two of them are pairs.
@@ -290,7 +292,10 @@ def main() -> None:
     if ct2:
         print(f"  CTranslate2 {ctranslate2.__version__}: {engines[ct2[0]].said('Selected ISA', 'backend', 'MKL')}; "
               f"compute types {[name[4:] for name in ct2]}")
-    times = timing.measure_in_turns(engines, repeats=args.repeats, threads=None)
+    # The read bandwidth moves with what else the host is doing, so it is timed in the same rounds.
+    read, read_bytes = memory_read()
+    times = timing.measure_in_turns({**engines, READ: read}, repeats=args.repeats, threads=None)
+    bandwidth = read_bytes / times.pop(READ).median
     tokens = {name: engine() for name, engine in engines.items()}
     per_token = {name: engine.bytes_per_token for name, engine in engines.items()}
     for name in ct2:  # CTranslate2 reads what our path of the same precision reads
@@ -311,7 +316,7 @@ def main() -> None:
     print(f"greedy {n} tokens identical to transformers (glassformer's model as loaded, fp32): {same}")
 
     print(f"\nGreedy decoding with KV cache, {n} tokens; measured read bandwidth {bandwidth / 1e9:.1f} GB/s "
-          "(a 256 MB tensor on huge pages, summed)")
+          "(a 256 MB tensor on huge pages, summed, timed in the same rounds as the engines)")
     print(f"{'engine, path':20s} {'tok/s':>7s} {'MB/token':>9s} {'of bandwidth limit':>19s} "
           f"{'same tokens as fp32':>20s}")
     for name, t in times.items():

@@ -48,9 +48,10 @@ def test_fast_one_token_steps_give_the_models_own_logits(family):
     assert (got - reference).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("kernel", decode_kernels.FP32_KERNELS)
 @pytest.mark.parametrize("family", ["gpt2-like", "qwen3"])
-def test_fp32_kernels_give_the_models_own_logits_in_both_steps(monkeypatch, family, kernel):
+def test_fp32_kernels_give_the_models_own_logits_in_both_steps(monkeypatch, family, kernel, batch):
     """A model whose matrices are multiplied by oneDNN or split-K (into 4 slices, as on 4 threads):
     prefill (DecoderLM.forward) and one-token steps (their plain functions) give the model's logits."""
     model = _model(family)
@@ -59,10 +60,10 @@ def test_fp32_kernels_give_the_models_own_logits_in_both_steps(monkeypatch, fami
     monkeypatch.undo()
     if kernel == "split-k":
         assert fast.blocks[0].attn.qkv.weight.shape[0] == 4 and isinstance(fast.unembed, SplitKLinear)
-    ids = torch.randint(0, model.config.vocab_size, (2, 20))
+    ids = torch.randint(0, model.config.vocab_size, (batch, 20))
     with torch.no_grad():
-        reference = model(ids)                                   # (2, 20, V)
-        cache = fast.new_cache(2, 20)
+        reference = model(ids)                                   # (batch, 20, V)
+        cache = fast.new_cache(batch, 20)
         steps = [fast(ids[:, :8], cache=cache)]
         steps += [fast(ids[:, t:t + 1], cache=cache) for t in range(8, 20)]
     got = torch.cat(steps, dim=1)
@@ -128,7 +129,7 @@ def test_fast_step_still_calls_hooks_when_something_is_attached():
     assert seen == [torch.Size([1, 4, 1, 3])]                   # the long path ran: one query, three keys
 
 
-def test_fp32_path_without_onednn_shares_the_models_weights(monkeypatch):
+def test_fp32_path_without_a_faster_kernel_shares_the_models_weights(monkeypatch):
     monkeypatch.setattr(decode_kernels, "faster", lambda name: False)
     model = _model("gpt2-like")
     path = decode_paths.convert(model, "fp32")
@@ -152,18 +153,18 @@ def test_onednn_linear_equals_x_times_w(dtype):
 @pytest.mark.parametrize("bias", [True, False])
 def test_split_k_linear_equals_x_times_w(monkeypatch, parts, expected, bias):
     """Split into the most slices up to `parts` that divide the input width (40), the sum of the
-    slices' products is x @ W for one row (module and plain function); many rows, multiplied whole
-    by oneDNN or, where torch lacks it, by x @ W, give it too."""
+    slices' products is x @ W for up to SPLIT_ROWS rows (module and plain function); more rows,
+    multiplied whole by oneDNN or, where torch lacks it, by x @ W, give it too."""
     w, b = torch.randn(40, 72), (torch.randn(72) if bias else None)   # (in, out) as Linear holds it
     x = torch.randn(3, 5, 40)
     layer = SplitKLinear(w.t(), b, parts)
     reference = x @ w + (b if bias else 0)
     assert layer.weight.shape == (expected, 40 // expected, 72)
-    one = x[:1, :1]                                                   # (1, 1, 40)
-    assert (layer(one) - reference[:1, :1]).abs().max().item() <= 1e-4
-    assert (plain(layer)(one[0]) - reference[0, :1]).abs().max().item() <= 1e-4
-    assert (plain(layer)(x[0]) - reference[0]).abs().max().item() <= 1e-4
-    assert (layer(x) - reference).abs().max().item() <= 1e-4
+    for rows in (x[:1, :1], x[0], x):                                 # 1, 5 (split) and 15 rows (multiplied whole)
+        assert (layer(rows) - (rows @ w + (b if bias else 0))).abs().max().item() <= 1e-4
+        flat = rows.reshape(-1, 40)
+        assert (plain(layer)(flat) - (flat @ w + (b if bias else 0))).abs().max().item() <= 1e-4
+    assert layer(x[:0]).shape == (0, 5, 72)                           # no rows, as Linear allows
     monkeypatch.setattr(decode_kernels, "onednn_linear", None)
     assert (layer(x) - reference).abs().max().item() <= 1e-4
 
@@ -240,7 +241,8 @@ def test_kernel_probe_is_measured_once_per_machine_and_read_back(monkeypatch, tm
     monkeypatch.setenv("GLASSFORMER_CACHE", str(tmp_path))
     decode_kernels._stored.cache_clear()
     calls = []
-    older = {"threads": torch.get_num_threads(), "errors": {"int8pack": "absent", "fbgemm-int8": "absent"},
+    older = {"threads": torch.get_num_threads(), "matrices": decode_kernels._probed(),
+             "errors": {"int8pack": "absent", "fbgemm-int8": "absent"},
              "kernels": {"onednn": {"verdict": "faster", "speedup": 1.3, "interval": [1.2, 1.4], "runs": 9}}}
     fake = copy.deepcopy(older)
     fake["kernels"]["split-k"] = {"verdict": "unclear", "speedup": 1.1, "interval": [0.9, 1.4], "runs": 9}
@@ -254,6 +256,9 @@ def test_kernel_probe_is_measured_once_per_machine_and_read_back(monkeypatch, tm
         machine.save_section(decode_kernels._section(), older)  # a record from before split-K existed
         decode_kernels._stored.cache_clear()
         assert decode_kernels.figure("split-k").startswith("1.10×") and calls == [1, 1]   # measured again
+        machine.save_section(decode_kernels._section(), {**fake, "matrices": [[8, 8]]})   # made on other matrices
+        decode_kernels._stored.cache_clear()
+        assert decode_kernels.fp32_kernel() == "onednn" and calls == [1, 1, 1]
     finally:
         decode_kernels._stored.cache_clear()
 

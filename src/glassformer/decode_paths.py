@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,8 @@ class DecodePath:
 def available_paths() -> dict[str, str]:
     """Path name -> why it is offered on this CPU (fp32 always is)."""
     fp32 = decode_kernels.fp32_kernel()
-    kernel = (f"{KERNEL_NAMES[fp32]}, measured {decode_kernels.figure(fp32)} torch's default" if fp32 else
-              "torch's default (neither oneDNN's nor split-K measured faster here)")
+    kernel = (f"{KERNEL_NAMES[fp32]}, measured at {decode_kernels.figure(fp32)} the speed of torch's default"
+              if fp32 else "torch's default (neither oneDNN's nor split-K measured faster here)")
     paths = {"fp32": f"the reference precision, fast everywhere; kernel: {kernel}"}
     cap = cpu_capability()
     if cap.best_dtype == "bf16":
@@ -72,7 +73,7 @@ def available_paths() -> dict[str, str]:
 
 
 def convert(model: nn.Module, name: str) -> DecodePath:
-    """The model prepared for path `name`: a copy (for fp32 without oneDNN, one sharing the model's
+    """The model prepared for path `name`: a copy (for fp32 without a faster kernel, one sharing the model's
     weights), whose one-token steps skip the hook points (model/decode_step.py)."""
     if name not in PATHS:
         raise ValueError(f"decode path must be one of {PATHS}, got {name!r}")
@@ -124,13 +125,20 @@ def bytes_read_per_token(model: nn.Module) -> int:
     return total
 
 
-def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
-    """Measured memory read bandwidth of this machine, bytes/s: a tensor larger than the caches, on huge
-    pages as the decode kernels' weights are, summed on the process's threads (what a decode step does
-    to its weights: read each once), the median of `repeats` sums (timing.measure)."""
+def memory_read(megabytes: int = 256) -> tuple[Callable[[], object], int]:
+    """A read of memory, and the bytes it reads: a tensor larger than the caches, on huge pages as the
+    decode kernels' weights are, summed on the process's threads (what a decode step does to its
+    weights: read each once). Timed, bytes / seconds is the read bandwidth."""
     src = on_huge_pages(torch.ones(megabytes * 2**20 // 4))
-    summed = timing.measure(lambda: src.sum(), repeats=repeats, threads=None)
-    return src.numel() * 4 / summed.median
+    return src.sum, src.numel() * 4
+
+
+def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
+    """Measured memory read bandwidth of this machine, bytes/s: the median of `repeats` memory_reads.
+    It moves with what else the machine (or, on a virtual machine, its host) is doing: compare it
+    with speeds timed in the same rounds (bench/generate.py does)."""
+    read, nbytes = memory_read(megabytes)
+    return nbytes / timing.measure(read, repeats=repeats, threads=None).median
 
 
 BENCH_RECORD = Path(__file__).parent / "assets" / "bench" / "generate.json"

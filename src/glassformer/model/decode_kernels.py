@@ -13,14 +13,21 @@ glassformer/machine.py, like the int8 decision of model/quantize.py):
 
       x W = x_1 W_1 + x_2 W_2 + ... + x_P W_P        (x_p: a slice of x's columns; W_p: of W's rows)
 
-  torch runs a batch's entries on different threads, so each thread streams one contiguous
-  block of the weight with a plain one-thread matrix-vector kernel. Timed alone on one large
+  torch's batched matmul can give each entry a thread of its own (with the MKL build measured
+  here, one matrix-vector product runs on one thread, so that is where the second core comes
+  from), each streaming one contiguous block of the weight. This is measured, not derived: on
+  other builds and CPUs the probe decides. Timed alone on one large
   matrix it streams no faster than oneDNN's (~35 GB/s on the 2-core AMD EPYC of the recorded
   benchmarks); in a decode step of many products it is faster: GPT-2 small's fp32 step took
   14.0 ms per token against 16.9 with oneDNN there (greedy, 128 tokens, in turns). A likely
   reason, not measured: each oneDNN call has a fixed cost (~15 us for a tiny product, against
   ~2 us for torch.bmm), larger still when the weights streamed between calls have pushed its
   state out of the CPU caches. Hence the probe below times many matrices, not one.
+  Up to SPLIT_ROWS rows (one-token steps, batched or not) are split; a prompt's rows are one
+  matrix product, by oneDNN on the same memory (W (in, out) is the blocks, stacked), since
+  split-K wrote P times the output there (256-token prefill here: 0.98x transformers' speed,
+  ~1.9x with oneDNN). The blocks' shape depends on the thread count at conversion, so a
+  converted model's state_dict fits only a model converted with as many threads.
 - **fbgemm's dynamic int8 product** (`torch.ops.quantized.linear_dynamic`): the int8 weights
   of model/quantize.py (the same q and per-channel scales) times *int8 activations*: at every
   call each row of x is rounded to 8 bits with a scale of its own, the integers are multiplied
@@ -111,6 +118,9 @@ class OneDnnLinear(nn.Module):
         return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, oneDNN"
 
 
+SPLIT_ROWS = 8   # split-K for up to this many rows (one-token steps); more rows (a prompt): one matrix product
+
+
 class SplitKLinear(nn.Module):
     """y = x Wᵀ + b as the sum of P partial products over slices of the input (the module docstring):
     W kept as P blocks (P, in/P, out), one per thread, on huge pages."""
@@ -125,23 +135,24 @@ class SplitKLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts, width, d_out = self.weight.shape
-        flat = x.reshape(-1, parts * width).contiguous()                           # (N, in)
-        if flat.shape[0] > 1:    # a prompt's rows: one matrix product (the blocks, stacked, are W (in, out))
-            return self.many_rows(flat).view(*x.shape[:-1], d_out)
-        y = torch.bmm(flat.view(parts, 1, width), self.weight).sum(dim=0)         # (1, out): P partial products
+        flat = x.reshape(-1, parts * width)                                         # (N, in)
+        rows = flat.shape[0]
+        if not 0 < rows <= SPLIT_ROWS:                                              # a prompt's rows
+            return self.whole(flat).view(*x.shape[:-1], d_out)
+        slices = flat.reshape(rows, parts, width).transpose(0, 1)                  # (P, N, in/P)
+        y = torch.bmm(slices, self.weight).sum(dim=0)                              # (N, out): P partial products
         if self.bias is not None:
             y += self.bias
         return y.view(*x.shape[:-1], d_out)                                        # (..., out)
 
-    def many_rows(self, flat: torch.Tensor) -> torch.Tensor:
-        """(N, in) -> (N, out) for N > 1 rows, where splitting does not pay: by oneDNN's inner product,
-        which reads W (in, out) seen transposed as it is stored (prefill of 256 tokens here: split-K
-        was slower than transformers, this ~1.4x faster), or `x @ W` where this torch lacks it."""
-        parts, width, d_out = self.weight.shape
-        whole = self.weight.view(parts * width, d_out)                                 # (in, out)
-        if onednn_linear is not None:
-            return onednn_linear(flat, whole.t(), self.bias, "none", [], "")
-        return flat @ whole if self.bias is None else torch.addmm(self.bias, flat, whole)
+    def whole(self, flat: torch.Tensor) -> torch.Tensor:
+        """(N, in) -> (N, out) as one matrix product, for more rows than SPLIT_ROWS (module docstring):
+        oneDNN's inner product reading W (in, out) transposed as it lies, or `x @ W` where this torch
+        lacks that kernel or it lacks the dtype."""
+        w = self.weight.view(-1, self.weight.shape[2])                                 # (in, out): the blocks, stacked
+        if onednn_linear is not None and flat.dtype in (torch.float32, torch.bfloat16) and len(flat):
+            return onednn_linear(flat.contiguous(), w.t(), self.bias, "none", [], "")   # (N, out)
+        return flat @ w if self.bias is None else torch.addmm(self.bias, flat, w)      # (N, out)
 
     def extra_repr(self) -> str:
         parts, width, d_out = self.weight.shape
@@ -259,7 +270,12 @@ def _probe() -> dict:
         times = timing.measure_in_turns(fns, repeats=PROBE_ROUNDS, threads=None)
     kernels = {name: timing.Comparison("fp32", name, times["fp32"].seconds, times[name].seconds).as_dict()
                for name in fns if name != "fp32"}
-    return {"threads": torch.get_num_threads(), "kernels": kernels, "errors": errors}
+    return {"threads": torch.get_num_threads(), "matrices": _probed(), "kernels": kernels, "errors": errors}
+
+
+def _probed() -> list[list[int]]:
+    """PROBE_MATRICES as a record keeps them: a record made on other matrices is measured again."""
+    return [list(shape) for shape in PROBE_MATRICES]
 
 
 def measured() -> dict:
@@ -273,7 +289,8 @@ def _stored(section: str) -> dict:
     from glassformer import machine
 
     data = machine.load_record().get(section)
-    if data is None or set(KERNELS) - set(data["kernels"]) - set(data["errors"]):   # none, or from before a kernel
+    # none yet, or one made on other matrices, or one from before a kernel of KERNELS existed
+    if data is None or data.get("matrices") != _probed() or set(KERNELS) - set(data["kernels"]) - set(data["errors"]):
         data = machine.save_section(section, _probe())
     return data
 

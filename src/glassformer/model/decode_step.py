@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.model.attention import Attention, KVCache
-from glassformer.model.decode_kernels import OneDnnLinear, SplitKLinear, onednn_linear
+from glassformer.model.decode_kernels import SPLIT_ROWS, OneDnnLinear, SplitKLinear, onednn_linear
 from glassformer.model.decoder import DecoderLM
 from glassformer.model.hooks import attached
 from glassformer.model.linear import Linear
@@ -58,11 +58,16 @@ def plain(module: nn.Module) -> Fn:
     if isinstance(module, OneDnnLinear):
         w, b = module.weight, module.bias
         return lambda x: onednn_linear(x, w, b, "none", [], "")
-    if isinstance(module, SplitKLinear):    # one row: the partial products and their sum; more: the module
-        w, b, parts, width = module.weight, module.bias, module.weight.shape[0], module.weight.shape[1]
-        if b is None:
-            return lambda x: torch.bmm(x.view(parts, 1, width), w).sum(dim=0) if x.shape[0] == 1 else module(x)
-        return lambda x: torch.bmm(x.view(parts, 1, width), w).sum(dim=0).add_(b) if x.shape[0] == 1 else module(x)
+    if isinstance(module, SplitKLinear):
+        w, b, (parts, width, _) = module.weight, module.bias, module.weight.shape
+
+        def split_k(x: torch.Tensor) -> torch.Tensor:                 # (B, in) -> (B, out), as module(x)
+            if not 0 < x.shape[0] <= SPLIT_ROWS:
+                return module(x)
+            slices = x.view(x.shape[0], parts, width).transpose(0, 1)  # (P, B, in/P)
+            y = torch.bmm(slices, w).sum(dim=0)                        # (B, out): P partial products, summed
+            return y if b is None else y.add_(b)
+        return split_k
     if isinstance(module, Linear):
         w, b = module.weight, module.bias
         return (lambda x: x @ w) if b is None else (lambda x: torch.addmm(b, x, w))

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from glassformer import timing
-from glassformer.model.embedding import Unembed
 from glassformer.model.linear import Linear
 
 

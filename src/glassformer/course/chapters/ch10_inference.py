@@ -720,8 +720,8 @@ def _(mo):
       this machine found fastest, if either was clearly faster than torch's default `x @ W`: oneDNN's inner
       product, or **split-K**, which cuts the input into one slice per thread and the weight's rows alike,
       $x W = x_1 W_1 + x_2 W_2$ on two threads, computes the slices' products as one batched matmul
-      (torch runs a batch's entries on different threads, each streaming its own block of the weight) and
-      adds them. Each kernel reads a copy of the weights placed on 2 MB memory pages where Linux offers them
+      (which can give each entry a thread of its own, streaming its own block of the weight) and adds
+      them; a prompt's many rows are multiplied whole, by oneDNN, on the same memory. Each kernel reads a copy of the weights placed on 2 MB memory pages where Linux offers them
       (fewer address translations while streaming hundreds of megabytes). Split-K changes only the order
       of the additions, so results differ from `x @ W` by rounding.
     - `bf16`, half the bytes, offered only where the CPU computes bf16 natively.
