@@ -819,8 +819,9 @@ def _(bytes_read_per_token, mo):
         "--record`, against Hugging Face transformers and CTranslate2 (an inference engine written in C++ for "
         "fast CPU Transformers). These figures are not measured now: each names the CPU and the day it was "
         "recorded; run the script for this machine's. The bandwidth limit is the read bandwidth that run measured "
-        "once (a 256 MB tensor on huge pages, summed), which moves with whatever else the computer is doing: a share above "
-        "100% means that one measurement caught a slow moment, not an engine faster than memory.")] + (_blocks or [mo.md("(No recorded run ships with "
+        "(a 256 MB tensor on huge pages, summed, timed in the same rounds as the engines, since on a shared machine "
+        "it moves from minute to minute with what others are doing); when others load the memory, every engine that "
+        "reads the same bytes slows alike.")] + (_blocks or [mo.md("(No recorded run ships with "
                                                                              "this copy of the package.)")]))
     return
 
