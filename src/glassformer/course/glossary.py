@@ -234,6 +234,8 @@ TERMS: list[Term] = [
     Term("dynamic quantization", "Rounding the activations to integers too, at every call, with scales computed "
          "from the values themselves (here one per row), so the matrix product is all integers.", "10",
          ("int8-dynamic",)),
+    Term("split-K", "Computing x W as a sum of partial products over slices of the input, x_1 W_1 + x_2 W_2 + ..., "
+         "each slice on its own thread; for one token, a way to stream the weights on every core.", "10"),
     # -- chapter 11 --
     Term("mixture of experts", "A block whose feed-forward part is several networks (experts) of which a router "
          "runs only a few per token: many parameters stored, few used per token.", "11", ("MoE",)),

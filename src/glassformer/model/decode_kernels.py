@@ -118,7 +118,9 @@ class OneDnnLinear(nn.Module):
         return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, oneDNN"
 
 
-SPLIT_ROWS = 8   # split-K for up to this many rows (one-token steps); more rows (a prompt): one matrix product
+# Split-K for up to this many rows (one-token steps, batched or not); more rows (a prompt): one matrix product.
+# Measured here: 1 row faster split, 32 rows faster whole (oneDNN); 8 lies between and was not measured itself.
+SPLIT_ROWS = 8
 
 
 class SplitKLinear(nn.Module):
