@@ -295,7 +295,13 @@ def main() -> None:
     # The read bandwidth moves with what else the host is doing, so it is timed in the same rounds.
     read, read_bytes = memory_read()
     times = timing.measure_in_turns({**engines, READ: read}, repeats=args.repeats, threads=None)
-    bandwidth = read_bytes / times.pop(READ).median
+    reads = times.pop(READ)
+    bandwidth = read_bytes / reads.median
+    # Round by round: does an engine's speed follow the host's bandwidth? (A memory-bound engine should.)
+    print("\nRound by round: read GB/s, then each engine's tok/s")
+    for r, seconds in enumerate(reads.seconds):
+        print(f"  {r + 1:2d}  {read_bytes / seconds / 1e9:5.1f}  "
+              + "  ".join(f"{name} {n / times[name].seconds[r]:.1f}" for name in engines))
     tokens = {name: engine() for name, engine in engines.items()}
     per_token = {name: engine.bytes_per_token for name, engine in engines.items()}
     for name in ct2:  # CTranslate2 reads what our path of the same precision reads
