@@ -275,7 +275,6 @@ def main() -> None:
         reference = generate(ours, prompt, n, temperature=0)[0, -n:].tolist()
         same = reference == theirs.generate(prompt, **hf_kwargs)[0, -n:].tolist()
 
-
     # Every engine and path in a child process of its own, timed in rounds (timing.measure_in_turns):
     # run i of each is from round i, so runs of two of them are pairs.
     specs = {"transformers fp32": ("transformers", "fp32", folder)}

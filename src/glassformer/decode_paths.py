@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from glassformer import timing
 from glassformer.model import DecoderLM, decode_kernels
 from glassformer.model.decode_step import fast_decoder
 from glassformer.model.decode_kernels import (DynamicInt8Linear, OneDnnLinear, SplitKLinear, dynamic_int8_model,
@@ -128,17 +127,11 @@ def bytes_read_per_token(model: nn.Module) -> int:
 def memory_read(megabytes: int = 256) -> tuple[Callable[[], object], int]:
     """A read of memory, and the bytes it reads: a tensor larger than the caches, on huge pages as the
     decode kernels' weights are, summed on the process's threads (what a decode step does to its
-    weights: read each once). Timed, bytes / seconds is the read bandwidth."""
+    weights: read each once). Timed, bytes / seconds is the read bandwidth; it moves with what else the
+    machine (or, on a virtual machine, its host) is doing, so time it beside what it is compared with
+    (bench/generate.py times it in the engines' rounds)."""
     src = on_huge_pages(torch.ones(megabytes * 2**20 // 4))
     return src.sum, src.numel() * 4
-
-
-def read_bandwidth(megabytes: int = 256, repeats: int = 7) -> float:
-    """Measured memory read bandwidth of this machine, bytes/s: the median of `repeats` memory_reads.
-    It moves with what else the machine (or, on a virtual machine, its host) is doing: compare it
-    with speeds timed in the same rounds (bench/generate.py does)."""
-    read, nbytes = memory_read(megabytes)
-    return nbytes / timing.measure(read, repeats=repeats, threads=None).median
 
 
 BENCH_RECORD = Path(__file__).parent / "assets" / "bench" / "generate.json"

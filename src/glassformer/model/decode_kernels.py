@@ -217,12 +217,19 @@ def _replace_matrices(model: nn.Module, make) -> nn.Module:
     return copied
 
 
+def kernel_linear(kernel: str, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """y = x Wᵀ + b, W (out, in), by `kernel`: "onednn", or "split-k" with one slice per thread of this process."""
+    if kernel == "onednn":
+        return OneDnnLinear(weight, bias)
+    if kernel == "split-k":
+        return SplitKLinear(weight, bias, torch.get_num_threads())
+    raise ValueError(f"kernel must be one of {FP32_KERNELS}, got {kernel!r}")
+
+
 def kernel_model(model: nn.Module, kernel: str) -> nn.Module:
-    """A copy of `model` whose weight matrices are multiplied by `kernel`, "onednn" or "split-k" (same
-    dtype, same values; split-K with one slice per thread of this process)."""
-    makers = {"onednn": OneDnnLinear, "split-k": lambda w, b: SplitKLinear(w, b, torch.get_num_threads())}
+    """A copy of `model` whose weight matrices are multiplied by `kernel` (kernel_linear; same dtype, same values)."""
     with torch.inference_mode(False), torch.no_grad():
-        return _replace_matrices(model, makers[kernel])
+        return _replace_matrices(model, functools.partial(kernel_linear, kernel))
 
 
 def dynamic_int8_model(model: nn.Module) -> nn.Module:
@@ -255,8 +262,8 @@ def _probe() -> dict:
         nn.init.normal_(layer.weight, std=0.02, generator=gen)
         plain.append(layer)
     xs = {d_in: torch.randn(1, d_in, generator=gen) for d_in, _ in PROBE_MATRICES}
-    builders = {"onednn": lambda m: OneDnnLinear(m.weight.detach().t(), m.bias),
-                "split-k": lambda m: SplitKLinear(m.weight.detach().t(), m.bias, torch.get_num_threads()),
+    builders = {"onednn": lambda m: kernel_linear("onednn", m.weight.detach().t(), m.bias),
+                "split-k": lambda m: kernel_linear("split-k", m.weight.detach().t(), m.bias),
                 "int8pack": lambda m: Int8Linear(m, int8_kernel()),
                 "fbgemm-int8": lambda m: DynamicInt8Linear(m.weight.detach().t(), m.bias)}
     fns, errors = {"fp32": lambda: [m(xs[m.weight.shape[0]]) for m in plain]}, {}
