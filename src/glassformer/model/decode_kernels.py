@@ -77,7 +77,7 @@ def on_huge_pages(t: torch.Tensor) -> torch.Tensor:
     """
     nbytes = t.numel() * t.element_size()
     if not hasattr(mmap, "MADV_HUGEPAGE") or nbytes < HUGE_PAGE:
-        return t.detach().contiguous().clone()
+        return t.detach().clone(memory_format=torch.contiguous_format)              # one copy, contiguous
     buffer = mmap.mmap(-1, -(-nbytes // HUGE_PAGE) * HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # untouched
     buffer.madvise(mmap.MADV_HUGEPAGE)
     out = torch.frombuffer(buffer, dtype=t.dtype, count=t.numel()).view(t.shape)  # keeps `buffer` alive
