@@ -15,6 +15,12 @@ def offline_cache(tmp_path_factory):
     """Tests never download: TinyShakespeare comes from the copy inside the package, and the
     download cache is an empty temp dir with downloading switched off."""
     cache = tmp_path_factory.mktemp("glassformer-cache")
+    # The machine's measured decisions (machine.py) are shared by the test workers, the course server and
+    # the chapter runs, as on a learner's machine: measured once for the session, not once per process.
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "glassformer-machine"
+    shared.mkdir(exist_ok=True)
+    (cache / "machine").symlink_to(shared, target_is_directory=True)
     os.environ["GLASSFORMER_CACHE"] = str(cache)
     os.environ["GLASSFORMER_OFFLINE"] = "1"
     os.environ.pop("GLASSFORMER_TINYSHAKESPEARE", None)
@@ -121,8 +127,8 @@ class Headless:
 @pytest.fixture(scope="session", autouse=True)
 def headless_runs(request, tmp_path_factory):
     """Both headless runs, started together (each on one thread: on 2 cores the two overlap):
-    every built chapter and the template on the default (course) model, and every built chapter
-    with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
+    every built chapter and the template on the default (course) model, and every chapter that runs
+    on the picker's model with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
     selected test needs them, so they run while the first tests wait on the browser. With
     pytest-xdist the workers share one pair of runs: the first worker to create the shared folder
     starts them, the others attach to it."""
@@ -143,10 +149,12 @@ def headless_runs(request, tmp_path_factory):
     from glassformer.course import catalog
     from hf_models import make_gpt2_cache
 
+    from run_chapters import picker_chapters
+
     built = [c.key for c in catalog.CHAPTERS if c.built]
     hub = make_gpt2_cache(root / "hub")
     runs = {"course": Headless(root / "course", built + ["template"]),
-            "bpe": Headless(root / "bpe", built, model="gpt2", env={"HF_HUB_CACHE": str(hub)})}
+            "bpe": Headless(root / "bpe", picker_chapters(), model="gpt2", env={"HF_HUB_CACHE": str(hub)})}
     yield runs
     for run in runs.values():
         if worker and run.proc.poll() is None:   # another worker may still need it

@@ -30,6 +30,15 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def picker_chapters() -> list[str]:
+    """The built chapters that run on the model picker's choice (the others load their own models, so a
+    run on another picked model would repeat the course-model run)."""
+    from glassformer.course import catalog
+
+    return [c.key for c in catalog.CHAPTERS
+            if c.built and "model_picker(" in (catalog.CHAPTER_DIR / c.module).read_text()]
+
+
 def page_text(outputs) -> str:
     """A chapter's outputs (from app.run()) as one text: the HTML of every cell's output."""
     return "\n".join(str(getattr(o, "text", o)) for o in outputs if o is not None)

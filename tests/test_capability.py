@@ -159,6 +159,39 @@ def test_an_int8_record_made_for_other_activations_is_measured_again(empty_cache
     assert quantize.int8_kernel() == kernel and probes == [1]     # now the record fits: read, not measured
 
 
+TWO_AT_ONCE = """
+import json, os, sys, time
+from glassformer import machine
+
+def measure():
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(1.0)                      # long enough for the other process to arrive meanwhile
+    return {"pid": os.getpid()}
+
+print(json.dumps(machine.section("demo", measure)))
+"""
+
+
+def test_two_processes_starting_together_measure_once(empty_cache, tmp_path):
+    log = tmp_path / "measured.txt"
+    procs = [subprocess.Popen([sys.executable, "-c", TWO_AT_ONCE, str(log)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(proc.communicate(timeout=60)[0]) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0]
+    assert len(log.read_text().split()) == 1                       # one measured, the other waited and read
+    assert outs[0] == outs[1] and outs[0]["pid"] == int(log.read_text())
+
+
+def test_a_measurement_may_ask_for_another_decision(empty_cache, monkeypatch):
+    """The lock is re-entrant: int8's probe asks for the bf16 decision while it holds the record."""
+    monkeypatch.setattr(machine, "facts", lambda: facts())
+    inner = machine.section("inner", lambda: {"x": 1})
+    outer = machine.section("outer", lambda: {"inner": machine.section("other", lambda: {"y": 2})["y"]})
+    record = machine.load_record(facts())
+    assert inner["x"] == 1 and outer["inner"] == 2 and {"inner", "outer", "other"} <= set(record)
+
+
 def test_info_prints_the_facts_and_the_record(empty_cache, monkeypatch, capsys):
     from glassformer import cli
 

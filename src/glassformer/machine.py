@@ -21,17 +21,25 @@ prints it; `glassformer info --remeasure` measures again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import platform
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+try:
+    import fcntl  # POSIX; elsewhere two processes starting together may both measure (harmless, slower)
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS",
            "MKL_ENABLE_INSTRUCTIONS")
@@ -126,11 +134,57 @@ def load_record(cpu: CpuFacts | None = None) -> dict:
     return record
 
 
-def save_section(name: str, data: dict, cpu: CpuFacts | None = None) -> dict:
-    """Store one probe's evidence in this machine's record and return it as stored (with the time).
-    The file is written whole, atomically: a process reading it meanwhile sees the old file or the
-    new one, never half of one."""
+_in_process = threading.RLock()   # this process's threads take turns at the record
+_file_locked = False              # whether this process holds the record's file lock
+
+
+@contextlib.contextmanager
+def _locked(cpu: CpuFacts):
+    """Hold this machine's record for one process: two processes that start together (the course
+    server and a chapter, two test workers) measure once, not each, and neither overwrites the
+    section the other just stored. Re-entrant: one probe may need another's decision (int8's asks
+    for the bf16 one)."""
+    global _file_locked
+    with _in_process:
+        if _file_locked:
+            yield
+            return
+        path = record_path(cpu).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            _file_locked = True
+            try:
+                yield
+            finally:
+                _file_locked = False
+
+
+def section(name: str, measure: Callable[[], dict], stale: Callable[[dict | None], bool] = lambda data: data is None,
+            cpu: CpuFacts | None = None) -> dict:
+    """Section `name` of this machine's record; measured with `measure()` and stored when there is none
+    or `stale(data)` says it no longer fits. A process that finds another measuring waits for it and
+    reads its result."""
     cpu = cpu or facts()
+    data = load_record(cpu).get(name)
+    if not stale(data):
+        return data
+    with _locked(cpu):
+        data = load_record(cpu).get(name)  # measured meanwhile by the process that held the lock?
+        return data if not stale(data) else _store(name, measure(), cpu)
+
+
+def save_section(name: str, data: dict, cpu: CpuFacts | None = None) -> dict:
+    """Store one probe's evidence in this machine's record and return it as stored (with the time)."""
+    cpu = cpu or facts()
+    with _locked(cpu):
+        return _store(name, data, cpu)
+
+
+def _store(name: str, data: dict, cpu: CpuFacts) -> dict:
+    """Write the record with section `name` replaced (the caller holds the lock). The file is written
+    whole, atomically: a process reading it meanwhile sees the old file or the new one, never half of one."""
     record = load_record(cpu) or {"version": RECORD_VERSION, "key": cpu.key, "facts": asdict(cpu)}
     record[name] = {**data, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     path = record_path(cpu)

@@ -91,9 +91,7 @@ def _from_record(cpu: machine.CpuFacts, data: dict) -> Capability:
 def cpu_capability() -> Capability:
     """This machine's bf16 decision: read from its record, or measured once (~0.1 s) and stored."""
     cpu = machine.facts()
-    data = machine.load_record(cpu).get("bf16")
-    if data is None:
-        data = machine.save_section("bf16", measure_bf16(cpu.bf16_instructions).as_dict(), cpu)
+    data = machine.section("bf16", lambda: measure_bf16(cpu.bf16_instructions).as_dict(), cpu=cpu)
     return _from_record(cpu, data)
 
 

@@ -297,11 +297,12 @@ def measured() -> dict:
 def _stored(section: str) -> dict:
     from glassformer import machine
 
-    data = machine.load_record().get(section)
-    # none yet, or one made on other matrices, or one from before a kernel of KERNELS existed
-    if data is None or data.get("matrices") != _probed() or set(KERNELS) - set(data["kernels"]) - set(data["errors"]):
-        data = machine.save_section(section, _probe())
-    return data
+    def stale(data: dict | None) -> bool:
+        # none yet, or one made on other matrices, or one from before a kernel of KERNELS existed
+        return (data is None or data.get("matrices") != _probed()
+                or bool(set(KERNELS) - set(data["kernels"]) - set(data["errors"])))
+
+    return machine.section(section, _probe, stale)
 
 
 def _section() -> str:

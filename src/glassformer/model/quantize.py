@@ -107,6 +107,12 @@ def _decide(name: str, activations: torch.dtype, data: dict) -> Int8Kernel:
     return Int8Kernel(name, activations, data["speedup"], fast, tuple(data["interval"]), data["runs"], data["verdict"])
 
 
+def _evidence() -> dict:
+    """The probe's result as the machine's record keeps it."""
+    name, activations, comparison = _probe()
+    return {"kernel": name, "activations": str(activations).removeprefix("torch."), **comparison.as_dict()}
+
+
 @functools.cache
 def int8_kernel() -> Int8Kernel:
     """Which int8 kernel this machine uses and whether it is a speed path: read from the machine's
@@ -118,14 +124,9 @@ def int8_kernel() -> Int8Kernel:
     from glassformer import machine
     from glassformer.precision import cpu_capability
 
-    cpu = machine.facts()
-    data = machine.load_record(cpu).get("int8")
     act = "bfloat16" if cpu_capability().best_dtype == "bf16" else "float32"
     # Measure when there is no record, or it was made for the activations of another bf16 decision.
-    if data is None or (data["kernel"] == "int8pack" and data["activations"] != act):
-        name, act, comparison = _probe()
-        data = machine.save_section("int8", {"kernel": name, "activations": str(act).removeprefix("torch."),
-                                             **comparison.as_dict()}, cpu)
+    data = machine.section("int8", _evidence, lambda d: d is None or (d["kernel"] == "int8pack" and d["activations"] != act))
     return _decide(data["kernel"], getattr(torch, data["activations"]), data)
 
 
@@ -133,9 +134,7 @@ def remeasure_int8() -> Int8Kernel:
     """Measure again and replace the stored decision (glassformer info --remeasure)."""
     from glassformer import machine
 
-    name, act, comparison = _probe()
-    machine.save_section("int8", {"kernel": name, "activations": str(act).removeprefix("torch."),
-                                  **comparison.as_dict()})
+    machine.save_section("int8", _evidence())
     int8_kernel.cache_clear()
     return int8_kernel()
 
