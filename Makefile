@@ -23,12 +23,12 @@ chromium:
 
 # The tests and every docstring example of the library (the chapters' code panels show them), in two
 # processes (pytest-xdist): the browser tests wait on a server much of the time, and on 2 cores two
-# workers measured 220 s against 269 s for one; `--dist loadgroup`: the browser tests on one worker, the
-# rest to whichever is free (tests/conftest.py). One torch thread per process: the two workers, the
+# workers measured 220 s against 269 s for one; the browser tests go to one worker, the rest to whichever
+# is free (tests/conftest.py orders them for that). One torch thread per process: the two workers, the
 # course server's kernels and two headless chapter runs already share the 2 cores, and torch's threads
 # waiting on each other only add to that (one thread: 232 s; torch's default of one per core: 262-274 s).
 test: $(STAMP) chromium
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup --durations=10 tests src/glassformer --doctest-modules --ignore=src/glassformer/course/chapters
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=10 tests src/glassformer --doctest-modules --ignore=src/glassformer/course/chapters
 
 # The benchmarks' own references (CTranslate2 for generation) and plots: the bench extra.
 $(VENV)/.bench: $(STAMP)
