@@ -23,10 +23,11 @@ chromium:
 
 # The tests and every docstring example of the library (the chapters' code panels show them), in two
 # processes (pytest-xdist): the browser tests wait on a server much of the time, and on 2 cores two
-# workers measured 220 s against 269 s for one; the browser tests go to one worker, the rest to whichever
-# is free (tests/conftest.py orders them for that). One torch thread per process: the two workers, the
-# course server's kernels and two headless chapter runs already share the 2 cores, and torch's threads
-# waiting on each other only add to that (one thread: 232 s; torch's default of one per core: 262-274 s).
+# workers measured 220 s against 269 s for one. The browser tests go to one worker and the rest to
+# whichever is free (tests/conftest.py orders them for that), and each process runs torch on one thread:
+# the two workers, the course server's kernels and two headless chapter runs already share the 2 cores.
+# Measured from a fresh clone: 235-248 s before, 238 s with one thread (and the machine probe shared,
+# the BPE chapter run trimmed: tests/conftest.py), 220 s with the ordering too.
 test: $(STAMP) chromium
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=10 tests src/glassformer --doctest-modules --ignore=src/glassformer/course/chapters
 
