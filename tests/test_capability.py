@@ -161,12 +161,19 @@ def test_an_int8_record_made_for_other_activations_is_measured_again(empty_cache
 
 TWO_AT_ONCE = """
 import json, os, sys, time
+from pathlib import Path
 from glassformer import machine
 
+log, arrived = Path(sys.argv[1]), Path(sys.argv[2])
+(arrived / str(os.getpid())).touch()          # here, about to ask for the section
+
 def measure():
-    with open(sys.argv[1], "a") as log:
-        log.write(f"{os.getpid()}\\n")
-    time.sleep(1.0)                      # long enough for the other process to arrive meanwhile
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    deadline = time.time() + 60                # the other process has arrived too ...
+    while len(list(arrived.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)                            # ... and, without a lock, has found no record and measures
     return {"pid": os.getpid()}
 
 print(json.dumps(machine.section("demo", measure)))
@@ -174,22 +181,34 @@ print(json.dumps(machine.section("demo", measure)))
 
 
 def test_two_processes_starting_together_measure_once(empty_cache, tmp_path):
-    log = tmp_path / "measured.txt"
-    procs = [subprocess.Popen([sys.executable, "-c", TWO_AT_ONCE, str(log)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [json.loads(proc.communicate(timeout=60)[0]) for proc in procs]
+    log, arrived = tmp_path / "measured.txt", tmp_path / "arrived"
+    arrived.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", TWO_AT_ONCE, str(log), str(arrived)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
     assert len(log.read_text().split()) == 1                       # one measured, the other waited and read
     assert outs[0] == outs[1] and outs[0]["pid"] == int(log.read_text())
 
 
-def test_a_measurement_may_ask_for_another_decision(empty_cache, monkeypatch):
-    """The lock is re-entrant: int8's probe asks for the bf16 decision while it holds the record."""
-    monkeypatch.setattr(machine, "facts", lambda: facts())
-    inner = machine.section("inner", lambda: {"x": 1})
-    outer = machine.section("outer", lambda: {"inner": machine.section("other", lambda: {"y": 2})["y"]})
-    record = machine.load_record(facts())
-    assert inner["x"] == 1 and outer["inner"] == 2 and {"inner", "outer", "other"} <= set(record)
+NESTED = """
+import json
+from glassformer import machine
+
+print(json.dumps(machine.section("outer", lambda: {"inner": machine.section("inner", lambda: {"y": 2})["y"]})))
+"""
+
+
+def test_a_measurement_may_ask_for_another_decision(empty_cache):
+    """The lock is re-entrant: int8's probe asks for the bf16 decision while it holds the record. (In a
+    process of its own with a deadline: with a lock that is not re-entrant it would wait forever.)"""
+    try:
+        done = subprocess.run([sys.executable, "-c", NESTED], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a section measured inside another's measurement waited forever")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["inner"] == 2
+    assert {"inner", "outer"} <= set(machine.load_record())
 
 
 def test_info_prints_the_facts_and_the_record(empty_cache, monkeypatch, capsys):

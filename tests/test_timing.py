@@ -109,18 +109,22 @@ def test_compare_stops_at_its_budget_but_not_before_min_repeats():
 
 def test_compare_runs_on_one_thread_and_restores_the_setting():
     seen = []
-    before = torch.get_num_threads()
-    clock = FakeClock()
-    step = clock.takes([1.0])
+    outside = torch.get_num_threads()
+    torch.set_num_threads(2)             # not 1, or the test could not tell (make test runs on one thread)
+    try:
+        clock = FakeClock()
+        step = clock.takes([1.0])
 
-    def record():
-        seen.append(torch.get_num_threads())
-        step()
-    compare(record, record, repeats=6, clock=clock)
-    assert set(seen) == {1} and torch.get_num_threads() == before
-    seen.clear()
-    measure(record, repeats=3, threads=None, clock=clock)
-    assert set(seen) == {before}
+        def record():
+            seen.append(torch.get_num_threads())
+            step()
+        compare(record, record, repeats=6, clock=clock)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        measure(record, repeats=3, threads=None, clock=clock)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(outside)
 
 
 def test_several_things_are_timed_in_rotating_rounds():

@@ -37,8 +37,8 @@ from typing import Callable
 import torch
 
 try:
-    import fcntl  # POSIX; elsewhere two processes starting together may both measure (harmless, slower)
-except ImportError:  # pragma: no cover - Windows
+    import fcntl  # POSIX. Without it (Windows) two processes starting together may each measure, and
+except ImportError:  # pragma: no cover   the later write keeps only its own result for that section.
     fcntl = None
 
 ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS",
@@ -134,8 +134,8 @@ def load_record(cpu: CpuFacts | None = None) -> dict:
     return record
 
 
-_in_process = threading.RLock()   # this process's threads take turns at the record
-_file_locked = False              # whether this process holds the record's file lock
+_in_process = threading.RLock()   # this process's threads take turns at the records
+_held: set[Path] = set()          # the lock files this process holds
 
 
 @contextlib.contextmanager
@@ -144,21 +144,23 @@ def _locked(cpu: CpuFacts):
     server and a chapter, two test workers) measure once, not each, and neither overwrites the
     section the other just stored. Re-entrant: one probe may need another's decision (int8's asks
     for the bf16 one)."""
-    global _file_locked
+    path = record_path(cpu).with_suffix(".lock")
     with _in_process:
-        if _file_locked:
+        if path in _held:
             yield
             return
-        path = record_path(cpu).with_suffix(".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
             if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-            _file_locked = True
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+                except OSError:  # a file system without locks (some network homes): go on without
+                    pass
+            _held.add(path)
             try:
                 yield
             finally:
-                _file_locked = False
+                _held.discard(path)
 
 
 def section(name: str, measure: Callable[[], dict], stale: Callable[[dict | None], bool] = lambda data: data is None,
