@@ -15,7 +15,9 @@ A timing then only confirms what the facts predict (timing.compare: in turns, re
 median with its interval). The facts, the timings and the decision are stored in one small JSON
 file per machine in the user cache directory ($GLASSFORMER_CACHE overrides it), under a key made of
 the CPU model, the torch version and those environment variables, so a busy moment on the
-machine cannot change a decision later: every later process reads the file. `glassformer info`
+machine cannot change a decision later: every later process reads the file. It is measured and
+written under a lock (`section`), so processes that start together (the course server and a
+chapter, two workers) measure once: the others wait and read. `glassformer info`
 prints it; `glassformer info --remeasure` measures again.
 """
 
