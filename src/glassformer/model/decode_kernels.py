@@ -123,6 +123,16 @@ class OneDnnLinear(nn.Module):
 SPLIT_ROWS = 8
 
 
+def split_k(flat: torch.Tensor, blocks: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """(N, in) -> (N, out) for N <= SPLIT_ROWS rows: the P slices' partial products, one batched matmul
+    (blocks (P, in/P, out)), summed, plus the bias. SplitKLinear.forward and the one-token step's plain
+    function (model/decode_step.py) both compute it here."""
+    parts, width, _ = blocks.shape
+    slices = flat.view(flat.shape[0], parts, width).transpose(0, 1)            # (P, N, in/P)
+    y = torch.bmm(slices, blocks).sum(dim=0)                                   # (N, out): P partial products
+    return y if bias is None else y.add_(bias)
+
+
 class SplitKLinear(nn.Module):
     """y = x Wᵀ + b as the sum of P partial products over slices of the input (the module docstring):
     W kept as P blocks (P, in/P, out), one per thread, on huge pages."""
@@ -138,13 +148,7 @@ class SplitKLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts, width, d_out = self.weight.shape
         flat = x.reshape(-1, parts * width)                                         # (N, in)
-        rows = flat.shape[0]
-        if not 0 < rows <= SPLIT_ROWS:                                              # a prompt's rows
-            return self.whole(flat).view(*x.shape[:-1], d_out)
-        slices = flat.reshape(rows, parts, width).transpose(0, 1)                  # (P, N, in/P)
-        y = torch.bmm(slices, self.weight).sum(dim=0)                              # (N, out): P partial products
-        if self.bias is not None:
-            y += self.bias
+        y = split_k(flat, self.weight, self.bias) if 0 < len(flat) <= SPLIT_ROWS else self.whole(flat)  # else: a prompt
         return y.view(*x.shape[:-1], d_out)                                        # (..., out)
 
     def whole(self, flat: torch.Tensor) -> torch.Tensor:

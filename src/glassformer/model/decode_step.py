@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glassformer.model.attention import Attention, KVCache
-from glassformer.model.decode_kernels import SPLIT_ROWS, OneDnnLinear, SplitKLinear, onednn_linear
+from glassformer.model.decode_kernels import SPLIT_ROWS, OneDnnLinear, SplitKLinear, onednn_linear, split_k
 from glassformer.model.decoder import DecoderLM
 from glassformer.model.hooks import attached
 from glassformer.model.linear import Linear
@@ -59,15 +59,8 @@ def plain(module: nn.Module) -> Fn:
         w, b = module.weight, module.bias
         return lambda x: onednn_linear(x, w, b, "none", [], "")
     if isinstance(module, SplitKLinear):
-        w, b, (parts, width, _) = module.weight, module.bias, module.weight.shape
-
-        def split_k(x: torch.Tensor) -> torch.Tensor:                 # (B, in) -> (B, out), as module(x)
-            if not 0 < x.shape[0] <= SPLIT_ROWS:
-                return module(x)
-            slices = x.view(x.shape[0], parts, width).transpose(0, 1)  # (P, B, in/P)
-            y = torch.bmm(slices, w).sum(dim=0)                        # (B, out): P partial products, summed
-            return y if b is None else y.add_(b)
-        return split_k
+        w, b = module.weight, module.bias
+        return lambda x: split_k(x, w, b) if 0 < x.shape[0] <= SPLIT_ROWS else module(x)   # (B, in) -> (B, out)
     if isinstance(module, Linear):
         w, b = module.weight, module.bias
         return (lambda x: x @ w) if b is None else (lambda x: torch.addmm(b, x, w))

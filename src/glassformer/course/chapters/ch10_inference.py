@@ -750,8 +750,9 @@ def _(code_panel, mo):
     from glassformer.model import decode_step as _step
     from glassformer import decode_paths as _paths
 
-    mo.accordion({"SplitKLinear, OneDnnLinear and DynamicInt8Linear (glassformer/model/decode_kernels.py)":
-                  mo.vstack([code_panel(_kernels.SplitKLinear), code_panel(_kernels.OneDnnLinear),
+    mo.accordion({"split_k, SplitKLinear, OneDnnLinear and DynamicInt8Linear (glassformer/model/decode_kernels.py)":
+                  mo.vstack([code_panel(_kernels.split_k), code_panel(_kernels.SplitKLinear),
+                             code_panel(_kernels.OneDnnLinear),
                              code_panel(_kernels.DynamicInt8Linear)]),
                   "fp32_kernel (glassformer/model/decode_kernels.py)": code_panel(_kernels.fp32_kernel),
                   "FastDecoderLM.forward and plain (glassformer/model/decode_step.py)":
