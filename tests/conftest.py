@@ -144,8 +144,8 @@ class Headless:
 def headless_runs(request, tmp_path_factory):
     """Both headless runs, started together (each on one thread: on 2 cores the two overlap):
     every built chapter and the template on the default (course) model, and every chapter that runs
-    on the picker's model with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the session when any
-    selected test needs them, so they run while the first tests wait on the browser. With
+    on the picker's model with the picker on a tiny GPT-2 (BPE, 64-token context). Started with the
+    session when any selected test needs them, so they run while the first tests wait on the browser. With
     pytest-xdist the workers share one pair of runs: the first worker to create the shared folder
     starts them, the others attach to it."""
     users = {"headless", "headless_bpe", "course_page"}
@@ -164,7 +164,6 @@ def headless_runs(request, tmp_path_factory):
         root = tmp_path_factory.mktemp("headless")
     from glassformer.course import catalog
     from hf_models import make_gpt2_cache
-
     from run_chapters import picker_chapters
 
     built = [c.key for c in catalog.CHAPTERS if c.built]

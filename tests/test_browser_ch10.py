@@ -30,7 +30,7 @@ def test_chapter_10_tile_walk_and_speculative_k(server, page):
     before = line()
     k = page.locator("[role=slider]").nth(3)
     k.focus()
-    k.press("Home")          # straight to the slider's minimum: one change, one re-run (three arrow presses ran it three times)
+    k.press("Home")   # straight to the minimum: one change, one re-run (three arrow presses re-ran it thrice)
     wait_until(page, lambda: "k = 1" in line(), f"k did not change: {line()!r}")
     assert line() != before and "Same text as plain greedy: yes" in line(), line()
     calls = int(re.search(r"(\d+) target calls", line()).group(1))

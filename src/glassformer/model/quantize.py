@@ -126,7 +126,8 @@ def int8_kernel() -> Int8Kernel:
 
     act = "bfloat16" if cpu_capability().best_dtype == "bf16" else "float32"
     # Measure when there is no record, or it was made for the activations of another bf16 decision.
-    data = machine.section("int8", _evidence, lambda d: d is None or (d["kernel"] == "int8pack" and d["activations"] != act))
+    data = machine.section("int8", _evidence,
+                           lambda d: d is None or (d["kernel"] == "int8pack" and d["activations"] != act))
     return _decide(data["kernel"], getattr(torch, data["activations"]), data)
 
 
