@@ -285,3 +285,21 @@ def test_a_kernel_missing_on_this_cpu_is_not_offered(monkeypatch):
     assert "fbgemm-int8" not in data["kernels"] and "NoQEngine" in data["errors"]["fbgemm-int8"]
     monkeypatch.setattr(decode_kernels, "measured", lambda: data)
     assert not decode_kernels.faster("fbgemm-int8") and decode_kernels.figure("fbgemm-int8").startswith("unavailable")
+
+
+def test_the_shipped_benchmark_record_says_what_its_own_numbers_say():
+    """Chapter 10 and the README print the recorded runs' verdicts: each must follow from its interval
+    by timing.py's rule (a record edited by hand, or made by an older rule, fails here)."""
+    from glassformer.decode_paths import recorded_benchmarks
+    from glassformer.timing import MARGIN
+
+    runs = recorded_benchmarks()
+    assert runs, "no recorded benchmark ships with the package"
+    for run in runs:
+        assert run["cpu"] and run["flags"] and run["fastest_path"] in run["engines"]
+        for r in run["ratios"]:
+            low, high = r["interval"]
+            assert low <= r["speedup"] <= high and r["runs"] >= 6
+            said = "faster" if low > 1 + MARGIN else "slower" if high < 1 / (1 + MARGIN) else "unclear"
+            assert r["verdict"] == said, r
+            assert r["not_slower"] == (low >= 1 / (1 + MARGIN)), r

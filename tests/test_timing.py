@@ -72,6 +72,17 @@ def test_a_small_real_difference_inside_the_margin_is_not_called():
     assert Comparison("a", "b", [1.06] * 15, [1.0] * 15).verdict == "faster"
 
 
+def test_not_slower_needs_the_whole_interval_at_or_above_the_margins_lower_edge():
+    level = Comparison("a", "b", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01, 0.99], [1.0] * 9)
+    assert level.verdict == "unclear" and level.not_slower
+    assert Comparison("a", "b", [0.97] * 15, [1.0] * 15).not_slower          # 3% slower: inside the margin
+    assert not Comparison("a", "b", [0.94] * 15, [1.0] * 15).not_slower      # 6% slower: beyond it
+    wide = Comparison("a", "b", [1.0, 1.2, 0.8, 1.0, 1.3, 0.85, 1.1, 1.0, 0.9], [1.0] * 9)
+    assert wide.verdict == "unclear" and not wide.not_slower                  # could be either: not shown
+    assert not Comparison("a", "b", [10.0] * 5, [1.0] * 5).not_slower         # too few runs for any claim
+    assert Comparison("a", "b", [2.0] * 7, [1.0] * 7).as_dict()["not_slower"] is True
+
+
 def test_too_few_runs_give_no_verdict_however_large_the_gap():
     c = Comparison("a", "b", [10.0] * 5, [1.0] * 5)
     assert c.coverage < timing.CONFIDENCE and c.verdict == "unclear"

@@ -152,6 +152,19 @@ class Comparison:
             return "slower"
         return "unclear"
 
+    @property
+    def not_slower(self) -> bool:
+        """Whether the candidate is shown at least level: the whole interval at or above the margin's
+        lower edge (1 / (1 + margin)), with the asked-for confidence. "faster" implies it; so can
+        "unclear", when the interval reaches above 1 + margin but not below the lower edge.
+
+            >>> Comparison("a", "b", [1.00, 1.02, 0.99, 1.01, 1.00, 1.03, 0.98], [1.0] * 7).not_slower
+            True
+            >>> Comparison("a", "b", [1.00, 0.90, 0.99, 1.01, 1.00, 1.03, 0.98], [1.0] * 7).not_slower
+            False
+        """
+        return self.coverage >= self.confidence and self.interval[0] >= 1 / (1 + self.margin)
+
     def says(self, faster: str = "faster", slower: str = "slower", unclear: str = UNCLEAR) -> str:
         """The verdict in the page's own words."""
         return {"faster": faster, "slower": slower, "unclear": unclear}[self.verdict]
@@ -173,7 +186,7 @@ class Comparison:
         """Plain numbers, for a cache file or JSON output."""
         low, high = self.interval
         return {"baseline": self.baseline, "candidate": self.candidate, "speedup": self.speedup,
-                "interval": [low, high], "runs": self.runs, "verdict": self.verdict,
+                "interval": [low, high], "runs": self.runs, "verdict": self.verdict, "not_slower": self.not_slower,
                 "baseline_median_s": Timing(self.baseline_seconds).median,
                 "candidate_median_s": Timing(self.candidate_seconds).median}
 

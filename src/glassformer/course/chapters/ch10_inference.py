@@ -788,13 +788,17 @@ def _(mo, torch):
 def _(bytes_read_per_token, mo):
     from glassformer.decode_paths import recorded_benchmarks as _recorded
     from glassformer.registry import load_model as _load
+    from glassformer.timing import MARGIN as _MARGIN
 
     _course_bytes = bytes_read_per_token(_load("course").model)
 
     def _verdict(r):
         word = {"faster": "faster", "slower": "slower"}.get(r["verdict"], "no clear difference")
+        if r["verdict"] == "unclear" and r.get("not_slower"):
+            word += f", and not slower (the whole interval at or above {1 / (1 + _MARGIN):.3f}×: level)"
         low, high = r["interval"]
-        return f"{r['speedup']:.2f}× ({low:.2f}–{high:.2f}×, {r['runs']} runs in turns): {word}"
+        how = ", the two engines alone" if r.get("timed") == "head to head" else ""
+        return f"{r['speedup']:.2f}× ({low:.2f}–{high:.2f}×, {r['runs']} runs in turns{how}): {word}"
 
     _blocks = []
     for _run in _recorded():
