@@ -794,9 +794,11 @@ def _(bytes_read_per_token, mo):
 
     def _verdict(r):
         word = {"faster": "faster", "slower": "slower"}.get(r["verdict"], "no clear difference")
-        if r["verdict"] == "unclear" and r.get("not_slower"):
-            word += f", and not slower (the whole interval at or above {1 / (1 + _MARGIN):.3f}×: level)"
         low, high = r["interval"]
+        if r["verdict"] == "unclear" and low >= 1:
+            word += f" beyond the {_MARGIN:.0%} margin, though the whole interval is at or above 1×"
+        elif r["verdict"] == "unclear" and r.get("not_slower"):
+            word += f"; not shown slower than {1 / (1 + _MARGIN):.3f}× (the whole interval at or above it)"
         how = ", the two engines alone" if r.get("timed") == "head to head" else ""
         return f"{r['speedup']:.2f}× ({low:.2f}–{high:.2f}×, {r['runs']} runs in turns{how}): {word}"
 
@@ -826,8 +828,10 @@ def _(bytes_read_per_token, mo):
         "recorded; run the script for this machine's. The bandwidth limit is the read bandwidth that run measured "
         "(a 256 MB tensor on huge pages, summed, timed in the same rounds as the engines, since on a shared machine "
         "it moves from minute to minute with what others are doing); when others load the memory, every engine that "
-        "reads the same bytes slows alike.")] + (_blocks or [mo.md("(No recorded run ships with "
-                                                                             "this copy of the package.)")]))
+        "reads these bytes slows, though not always by the same amount. The ratios marked \"the two engines "
+        "alone\" time the two comparisons with CTranslate2 again with only those two engines running, in turns, "
+        "so that each pair of runs is seconds apart.")]
+        + (_blocks or [mo.md("(No recorded run ships with this copy of the package.)")]))
     return
 
 
