@@ -320,12 +320,11 @@ def main() -> None:
         fastest = (min(ct2, key=lambda name: times[name].median), chosen)
         if not goals or goals[0][:2] != fastest:         # one pair when both goals are the same two engines
             goals.append((*fastest, "glassformer's fastest path against CTranslate2's fastest"))
-    duels = {}
+    duels = []                                          # one Comparison per goal, in the goals' order
     for baseline, candidate, _ in goals:
         duel = timing.measure_in_turns({baseline: engines[baseline], candidate: engines[candidate]},
                                        repeats=args.duel_repeats, threads=None)
-        duels[baseline, candidate] = timing.Comparison(baseline, candidate, duel[baseline].seconds,
-                                                       duel[candidate].seconds)
+        duels.append(timing.Comparison(baseline, candidate, duel[baseline].seconds, duel[candidate].seconds))
     tokens = {name: engine() for name, engine in engines.items()}
     per_token = {name: engine.bytes_per_token for name, engine in engines.items()}
     for name in ct2:  # CTranslate2 reads what our path of the same precision reads
@@ -361,7 +360,6 @@ def main() -> None:
     # the goals as they came out there), then of the head-to-head rounds, which say whether a goal is met.
     pairs = [("transformers fp32", "fp32"), ("transformers fp32", chosen)] + [(b, c) for b, c, _ in goals]
     ratios = [timing.Comparison(b, c, times[b].seconds, times[c].seconds) for b, c in pairs]
-    timed = ["in rounds of every engine"] * len(ratios)
     print("\nRatios (runs of the same rounds of every engine, paired):")
     for c in ratios:
         print(f"  {c.candidate} {c.figure()} {c.baseline}'s tokens/s: {c.says()}")
@@ -370,13 +368,10 @@ def main() -> None:
         print(f"\nThe goals, head to head ({args.duel_repeats} rounds of the two alone, in turns). Goal >= 1, met "
               f"within the {timing.MARGIN:.0%} margin when the whole interval is at or above {edge:.3f} (not shown "
               "slower than that, on this machine, in these rounds):")
-    for baseline, candidate, what in goals:
-        c = duels[baseline, candidate]
+    for (_, _, what), c in zip(goals, duels):
         shown = ("goal met" if c.verdict == "faster" else
                  f"goal met within the margin (not shown slower than {edge:.3f}x)" if c.not_slower else "goal NOT shown")
-        print(f"  {what}: {candidate} {c.figure()} {baseline}'s tokens/s: {c.says()}; {shown}")
-        ratios.append(c)
-        timed.append("head to head")
+        print(f"  {what}: {c.candidate} {c.figure()} {c.baseline}'s tokens/s: {c.says()}; {shown}")
 
     quality = []
     if not args.skip_quality:
@@ -397,7 +392,8 @@ def main() -> None:
                            for name, t in times.items()},
                "ratios": [c.as_dict() | {"timed": how, "baseline_seconds": list(c.baseline_seconds),
                                          "candidate_seconds": list(c.candidate_seconds)}
-                          for c, how in zip(ratios, timed)],
+                          for how, group in (("in rounds of every engine", ratios), ("head to head", duels))
+                          for c in group],
                "quality": [{"path": name, "val_loss": loss, "delta": delta, "same_next_char": same_char}
                            for name, loss, delta, same_char in quality]}
         runs = json.loads(args.record.read_text()) if args.record.exists() else []
